@@ -1,0 +1,153 @@
+"""Reading from upstreams over HTTP: bounded in time and bytes, with errors a person can act on."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import zlib
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+
+
+class UpstreamError(Exception):
+    """A read from an upstream failed; the message names what and where."""
+
+
+class Unreachable(UpstreamError):
+    """Connection refused, reset, DNS failure: the upstream is down or restarting."""
+
+
+class TimedOut(UpstreamError):
+    """The upstream did not answer within the timeout."""
+
+
+class TooLarge(UpstreamError):
+    """The answer exceeded the byte cap and was cut off."""
+
+
+class Malformed(UpstreamError):
+    """The answer arrived but could not be parsed."""
+
+
+class BadStatus(UpstreamError):
+    """The upstream answered with a non-success status."""
+
+    def __init__(self, message: str, status: int, body: bytes) -> None:
+        super().__init__(message)
+        self.status = status
+        self.body = body
+
+
+class ConfigError(UpstreamError):
+    """The upstream rejected our configuration (credentials): fixing it is the user's move."""
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    status: int
+    body: bytes
+    content_type: str
+
+    def json(self, what: str) -> Any:
+        try:
+            return json.loads(self.body)
+        except ValueError as exc:
+            raise Malformed(f"{what}: invalid JSON ({exc})") from None
+
+
+def _describe(url: httpx.URL | str) -> str:
+    # Never echo credentials that may sit in a URL's userinfo.
+    parsed = httpx.URL(str(url))
+    return str(parsed.copy_with(username=None, password=None))
+
+
+async def fetch(
+    client: httpx.AsyncClient,
+    url: str,
+    *,
+    max_bytes: int,
+    headers: dict[str, str] | None = None,
+    ok_statuses: frozenset[int] = frozenset({200}),
+) -> Reply:
+    """GET ``url``, reading at most ``max_bytes`` of the body.
+
+    Raises an :class:`UpstreamError` subclass for every way the read can fail; a status outside
+    ``ok_statuses`` raises :class:`BadStatus` carrying the (capped) body so callers can classify it.
+    """
+    where = _describe(url)
+    # httpx's timeout bounds each phase; a slow drip of bytes also needs an overall deadline.
+    deadline = 2 * (client.timeout.read or 30.0)
+    try:
+        async with (
+            asyncio.timeout(deadline),
+            client.stream("GET", url, headers=headers) as response,
+        ):
+            declared = response.headers.get("content-length")
+            if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+                raise TooLarge(f"{where}: answer of {int(declared)} bytes exceeds cap {max_bytes}")
+            chunks: list[bytes] = []
+            size = 0
+            async for chunk in response.aiter_raw():
+                size += len(chunk)
+                if size > max_bytes:
+                    raise TooLarge(f"{where}: answer exceeds cap of {max_bytes} bytes")
+                chunks.append(chunk)
+            body = b"".join(chunks)
+            if response.headers.get("content-encoding", "identity") != "identity":
+                body = _decode(response, body, where, max_bytes)
+            reply = Reply(response.status_code, body, response.headers.get("content-type", ""))
+    except (httpx.TimeoutException, TimeoutError):
+        raise TimedOut(f"{where}: no answer within the timeout") from None
+    except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError) as exc:
+        raise Unreachable(f"{where}: {type(exc).__name__}: {exc or 'connection failed'}") from None
+    except httpx.HTTPError as exc:
+        raise UpstreamError(f"{where}: {type(exc).__name__}: {exc}") from None
+    if reply.status not in ok_statuses:
+        snippet = reply.body[:200].decode("utf-8", "replace").strip()
+        raise BadStatus(
+            f"{where}: HTTP {reply.status} {snippet}".rstrip(), reply.status, reply.body
+        )
+    return reply
+
+
+def _decode(response: httpx.Response, raw: bytes, where: str, max_bytes: int) -> bytes:
+    """Decompress a compressed body without letting a small bomb expand past the cap."""
+    encoding = response.headers["content-encoding"].lower()
+    if encoding not in ("gzip", "deflate"):
+        raise Malformed(f"{where}: unsupported content-encoding {encoding!r}")
+    wbits = 16 + zlib.MAX_WBITS if encoding == "gzip" else zlib.MAX_WBITS
+    decompressor = zlib.decompressobj(wbits)
+    try:
+        body = decompressor.decompress(raw, max_bytes + 1)
+    except zlib.error as exc:
+        raise Malformed(f"{where}: corrupt {encoding} body ({exc})") from None
+    if len(body) > max_bytes or decompressor.unconsumed_tail:
+        raise TooLarge(f"{where}: decompressed answer exceeds cap of {max_bytes} bytes")
+    return body
+
+
+def new_client(
+    timeout_seconds: float, *, follow_redirects: bool = True, max_connections: int = 64
+) -> httpx.AsyncClient:
+    """One client per source: pooled keep-alive connections, a timeout on every phase."""
+    return httpx.AsyncClient(
+        timeout=httpx.Timeout(timeout_seconds),
+        follow_redirects=follow_redirects,
+        limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=64),
+        headers={"Accept-Encoding": "gzip", "User-Agent": "inferwatch-agent"},
+        trust_env=False,
+    )
+
+
+def redact_url(url: str) -> str:
+    """Drop userinfo, query and fragment: they can carry credentials."""
+    if not url:
+        return ""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, host, parts.path, "", ""))

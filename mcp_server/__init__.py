@@ -1,0 +1,1 @@
+"""inferwatch MCP server and dashboard test harness (see DESIGN.md; built in a later issue)."""

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs the system packages the tests and the demo use, when they are missing:
+# Prometheus and promtool (Debian package). Needs root or sudo; without either it says what to
+# install and exits 0, and the tests that need these parts skip with that reason.
+set -euo pipefail
+
+missing=()
+command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
+command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" -eq 0 ]; then sudo=""; elif command -v sudo >/dev/null 2>&1; then sudo="sudo"; else
+  echo "install-system-deps: not root and no sudo; install these yourself: ${missing[*]}" >&2
+  exit 0
+fi
+if ! command -v apt-get >/dev/null 2>&1; then
+  echo "install-system-deps: no apt-get; install these yourself: ${missing[*]}" >&2
+  exit 0
+fi
+echo "install-system-deps: installing ${missing[*]} ..."
+$sudo apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+# The Debian package starts a system Prometheus on :9090; the tests and the demo run their own.
+if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+  $sudo systemctl disable --now prometheus >/dev/null 2>&1 || true
+fi
