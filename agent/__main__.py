@@ -80,6 +80,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    # httpx logs every request at INFO: one line per upstream call is noise, not news.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     with _demo_environment() if args.demo else contextlib.nullcontext():
         try:
             settings = Settings(env_file=args.config)

@@ -18,6 +18,7 @@ from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamil
 from prometheus_client.openmetrics import exposition as openmetrics_format
 from prometheus_client.registry import Collector
 
+from agent.passthrough import RawFamily
 from agent.snapshot import SourceState
 from agent.store import Store
 
@@ -71,7 +72,7 @@ class SelfMetricsCollector(Collector):
             up.add_metric([name], 1.0 if snapshot.state is SourceState.UP else 0.0)
             config_error.add_metric([name], float(snapshot.state is SourceState.CONFIG_ERROR))
             duration.add_metric([name], snapshot.duration_seconds)
-            series.add_metric([name], sum(len(f.samples) for f in snapshot.families))
+            series.add_metric([name], snapshot.series)
             if record.last_success is not None:
                 last_success.add_metric([name], record.last_success)
         build = GaugeMetricFamily(
@@ -99,11 +100,12 @@ class Fragment:
     openmetrics: bytes
 
     @classmethod
-    def render(cls, collector: Collector) -> Fragment:
+    def render(cls, collector: Collector, raw: Iterable[RawFamily] = ()) -> Fragment:
+        raw = tuple(raw)
         om = openmetrics_format.generate_latest(collector)  # type: ignore[no-untyped-call]
         return cls(
-            text=text_format.generate_latest(collector),
-            openmetrics=om.removesuffix(_EOF),
+            text=text_format.generate_latest(collector) + "".join(f.text() for f in raw).encode(),
+            openmetrics=om.removesuffix(_EOF) + "".join(f.openmetrics() for f in raw).encode(),
         )
 
 
@@ -150,9 +152,13 @@ class Exposition:
     def refresh(self, source: str) -> None:
         """Re-render ``source``'s fragment and reassemble the page. Never raises."""
         record = self._store.records().get(source)
-        families = record.latest.families if record and record.latest else ()
+        snapshot = record.latest if record else None
         try:
-            fragment = Fragment.render(FamiliesCollector(families)) if families else EMPTY_FRAGMENT
+            fragment = (
+                Fragment.render(FamiliesCollector(snapshot.families), snapshot.raw)
+                if snapshot is not None and (snapshot.families or snapshot.raw)
+                else EMPTY_FRAGMENT
+            )
         except Exception:
             log.exception("could not render the %s snapshot; its series are left out", source)
             fragment = EMPTY_FRAGMENT

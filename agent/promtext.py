@@ -69,14 +69,6 @@ def keep_families(families: Iterable[Metric], predicate: Callable[[str], bool]) 
     return [family for family in families if predicate(family.name)]
 
 
-def with_labels(families: Iterable[Metric], extra: Labels) -> list[Metric]:
-    """Add (or overwrite) labels on every sample."""
-    return [
-        _with_samples(family, (s._replace(labels={**s.labels, **extra}) for s in family.samples))
-        for family in families
-    ]
-
-
 def aggregate(
     families: Iterable[Metric],
     allowed_labels: frozenset[str],

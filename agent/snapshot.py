@@ -10,6 +10,8 @@ from typing import Any
 
 from prometheus_client.metrics_core import Metric
 
+from agent.passthrough import RawFamily
+
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 
 
@@ -20,11 +22,15 @@ class SourceState(enum.Enum):
     """The upstream answered but rejected our configuration (e.g. a wrong API key)."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Collection:
-    """What a source returns from one poll. Raising instead means the source is down."""
+    """What a source returns from one poll. Raising instead means the source is down.
+
+    ``families`` are built by the source; ``raw`` are upstream families passed through as lines.
+    """
 
     families: tuple[Metric, ...] = ()
+    raw: tuple[RawFamily, ...] = ()
     data: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
     state: SourceState = SourceState.UP
     error: str | None = None
@@ -36,6 +42,7 @@ class Snapshot:
 
     source: str
     families: tuple[Metric, ...]
+    raw: tuple[RawFamily, ...]
     data: Mapping[str, Any]
     state: SourceState
     error: str | None
@@ -53,6 +60,7 @@ class Snapshot:
         return cls(
             source=source,
             families=tuple(collection.families),
+            raw=tuple(collection.raw),
             data=MappingProxyType(dict(collection.data)),
             state=collection.state,
             error=collection.error,
@@ -62,4 +70,8 @@ class Snapshot:
 
     @classmethod
     def failed(cls, source: str, error: str, started_at: float, duration: float) -> Snapshot:
-        return cls(source, (), _EMPTY, SourceState.DOWN, error, started_at, duration)
+        return cls(source, (), (), _EMPTY, SourceState.DOWN, error, started_at, duration)
+
+    @property
+    def series(self) -> int:
+        return sum(len(f.samples) for f in self.families) + sum(len(f.samples) for f in self.raw)

@@ -22,7 +22,8 @@ INFERWATCH_LISTEN=127.0.0.1:$AGENT_PORT INFERWATCH_POLL_INTERVAL_SECONDS=${INFER
 pids+=($!)
 
 for _ in $(seq 1 100); do
-  curl -fsS "http://127.0.0.1:$AGENT_PORT/readyz" >/dev/null 2>&1 && break
+  .venv/bin/python -c "import urllib.request as u; u.urlopen('http://127.0.0.1:$AGENT_PORT/readyz', timeout=1)" \
+    >/dev/null 2>&1 && break
   kill -0 "${pids[0]}" 2>/dev/null || { cat "$state/agent.log"; exit 1; }
   sleep 0.2
 done

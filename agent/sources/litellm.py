@@ -167,6 +167,8 @@ class LiteLLMSource:
         )
 
         async def guarded(step: Callable[[], Any]) -> None:
+            if config_problems:  # the next authenticated call would be refused the same way
+                return
             try:
                 await step()
             except BadStatus as exc:
@@ -199,15 +201,13 @@ class LiteLLMSource:
 
         data = {"models": [m.as_json() for m in self._models or []], "live": live, "ready": ready}
         if config_problems:
-            return Collection(
-                tuple(families),
-                data,
-                SourceState.CONFIG_ERROR,
-                "; ".join(config_problems + problems),
-            )
-        if problems:
-            return Collection(tuple(families), data, SourceState.DOWN, "; ".join(problems))
-        return Collection(tuple(families), data)
+            state = SourceState.CONFIG_ERROR
+        elif problems:
+            state = SourceState.DOWN
+        else:
+            state = SourceState.UP
+        error = "; ".join(config_problems + problems) or None
+        return Collection(families=tuple(families), data=data, state=state, error=error)
 
     async def _probe(self, path: str) -> bool:
         """True on 200, False on another status; raises when the proxy cannot be reached."""

@@ -18,7 +18,8 @@ from urllib.parse import urlsplit
 
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 
-from agent import promtext
+from agent import passthrough
+from agent.passthrough import RawFamily
 from agent.settings import VLLMSettings
 from agent.snapshot import Collection, SourceState
 from agent.upstream import BadStatus, Malformed, UpstreamError, fetch, new_client, redact_url
@@ -104,7 +105,7 @@ def parse_version(payload: Any, where: str) -> str:
 @dataclass(frozen=True, slots=True)
 class InstanceReading:
     endpoint: VLLMEndpoint
-    families: list[Metric]
+    families: list[RawFamily]
     models: list[ModelCard]
     version: str
     healthy: bool | None
@@ -155,13 +156,15 @@ class VLLMSource:
     async def collect(self) -> Collection:
         endpoints = self.endpoints()
         readings = await asyncio.gather(*(self._read(e) for e in endpoints))
-        families = _merge([r.families for r in readings if r.up])
-        families.extend(_instance_families(readings))
+        raw = passthrough.merge([r.families for r in readings if r.up], _log_type_conflict)
+        families = _instance_families(readings)
         data = {"instances": [_instance_json(r) for r in readings]}
         failed = [f"{r.endpoint.instance}: {r.error}" for r in readings if not r.up]
-        if readings and len(failed) == len(readings):
-            return Collection(tuple(families), data, SourceState.DOWN, "; ".join(failed))
-        return Collection(tuple(families), data, error="; ".join(failed) or None)
+        state = SourceState.DOWN if readings and len(failed) == len(readings) else SourceState.UP
+        error = "; ".join(failed) or None
+        return Collection(
+            families=tuple(families), raw=tuple(raw), data=data, state=state, error=error
+        )
 
     async def _read(self, endpoint: VLLMEndpoint) -> InstanceReading:
         metrics, models, version, health = await asyncio.gather(
@@ -184,7 +187,7 @@ class VLLMSource:
             None,
         )
 
-    async def _metrics(self, endpoint: VLLMEndpoint) -> list[Metric]:
+    async def _metrics(self, endpoint: VLLMEndpoint) -> list[RawFamily]:
         url = endpoint.url + "/metrics"
         reply = await fetch(
             self._client, url, max_bytes=self._max_bytes, headers={"Accept": "text/plain"}
@@ -216,34 +219,19 @@ class VLLMSource:
         return True
 
 
-def _reshape(text: str, where: str, instance: str) -> list[Metric]:
-    families = promtext.parse(text, where)
-    families = promtext.keep_families(
-        promtext.without_created(families), lambda name: name.startswith("vllm:")
+def _reshape(text: str, where: str, instance: str) -> list[RawFamily]:
+    return passthrough.relabel_page(
+        text, where, label=(INSTANCE_LABEL, instance), keep=lambda name: name.startswith("vllm:")
     )
-    return promtext.with_labels(families, {INSTANCE_LABEL: instance})
 
 
-def _merge(per_instance: Sequence[Sequence[Metric]]) -> list[Metric]:
-    """One family per name across instances (versions may differ in HELP text: first wins)."""
-    merged: dict[str, Metric] = {}
-    for families in per_instance:
-        for family in families:
-            existing = merged.get(family.name)
-            if existing is None:
-                copy = Metric(family.name, family.documentation, family.type, family.unit)
-                copy.samples = list(family.samples)
-                merged[family.name] = copy
-            elif existing.type == family.type:
-                existing.samples.extend(family.samples)
-            else:
-                log.warning(
-                    "vLLM family %s is a %s on one instance and a %s on another; kept the first",
-                    family.name,
-                    existing.type,
-                    family.type,
-                )
-    return list(merged.values())
+def _log_type_conflict(name: str, kept: str, other: str) -> None:
+    log.warning(
+        "vLLM family %s is a %s on one instance and a %s on another; kept the first",
+        name,
+        kept,
+        other,
+    )
 
 
 def _instance_families(readings: Sequence[InstanceReading]) -> list[Metric]:

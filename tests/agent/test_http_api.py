@@ -20,7 +20,7 @@ from tests.fakes.sources import ScriptedSource, gauge
 
 
 def _labelled(n: int) -> Collection:
-    return Collection((gauge("test_value", float(n), model_name='a"b\\c\nd'),))
+    return Collection(families=(gauge("test_value", float(n), model_name='a"b\\c\nd'),))
 
 
 @pytest.fixture

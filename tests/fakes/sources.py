@@ -25,7 +25,9 @@ class ScriptedSource:
         self.name = name
         self.interval_seconds = interval_seconds
         self.depends_on = depends_on
-        self._behaviour = behaviour or (lambda n: Collection((gauge(f"test_{name}_polls", n),)))
+        self._behaviour = behaviour or (
+            lambda n: Collection(families=(gauge(f"test_{name}_polls", n),))
+        )
         self._hang = hang
         self.polls = 0
         self.running = 0

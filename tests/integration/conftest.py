@@ -1,0 +1,126 @@
+"""Real parts the integration tests run: Prometheus, promtool and the LiteLLM proxy.
+
+Each is started by the test session on a loopback port and stopped after it. A part that is not
+installed skips its tests with the reason and the command that installs it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+LITELLM_VENV = Path(os.environ.get("INFERWATCH_LITELLM_VENV", REPO / ".venv-litellm"))
+LITELLM_MASTER_KEY = "sk-integration-master"
+LITELLM_UPSTREAM_SECRET = "sk-upstream-secret-never-to-leak"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_until_http_ok(url: str, timeout: float, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(
+                f"{process.args!r} exited with {process.returncode} before {url} answered"
+            )
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise TimeoutError(f"{url} did not answer 200 within {timeout:g}s")
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=10)
+
+
+def _binary(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        pytest.skip(f"{name} is not installed: run scripts/install-system-deps.sh (make test does)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def promtool() -> str:
+    return _binary("promtool")
+
+
+@pytest.fixture(scope="session")
+def prometheus_binary() -> str:
+    return _binary("prometheus")
+
+
+@dataclass(frozen=True)
+class LiteLLMProxy:
+    url: str
+    master_key: str
+    log: Path
+
+
+LITELLM_CONFIG = f"""
+model_list:
+  - model_name: mock-gpt
+    litellm_params:
+      model: openai/mock-gpt
+      api_key: {LITELLM_UPSTREAM_SECRET}
+      mock_response: "Hello from mock-gpt"
+  - model_name: llama-vllm
+    litellm_params:
+      model: hosted_vllm/meta-llama/Llama-3.1-8B-Instruct
+      api_base: http://127.0.0.1:9/v1
+      mock_response: "Hello from llama"
+litellm_settings:
+  callbacks: ["prometheus"]
+general_settings:
+  master_key: {LITELLM_MASTER_KEY}
+"""
+
+
+@pytest.fixture(scope="session")
+def litellm_proxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiteLLMProxy]:
+    """The real LiteLLM proxy (1.108.7, mock models, prometheus callback), once per session."""
+    binary = LITELLM_VENV / "bin" / "litellm"
+    if not binary.exists():
+        pytest.skip(f"LiteLLM proxy venv missing at {LITELLM_VENV}: run `make litellm-venv`")
+    workdir = tmp_path_factory.mktemp("litellm")
+    (workdir / "config.yaml").write_text(LITELLM_CONFIG)
+    port = free_port()
+    log = workdir / "proxy.log"
+    env = {**os.environ, "LITELLM_LOG": "ERROR", "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [str(binary), "--config", "config.yaml", "--host", "127.0.0.1", "--port", str(port)],
+            cwd=workdir,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_http_ok(url + "/health/liveliness", timeout=90, process=process)
+        yield LiteLLMProxy(url, LITELLM_MASTER_KEY, log)
+    finally:
+        stop(process)
