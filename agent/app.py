@@ -38,6 +38,7 @@ def _vllm(settings: Settings) -> Source:
         interval_seconds=a.poll_interval_seconds,
         timeout_seconds=a.http_timeout_seconds,
         max_response_bytes=a.max_response_bytes,
+        model_list_ttl_seconds=a.model_list_ttl_seconds,
     )
 
 

@@ -1,16 +1,18 @@
-"""Upstream families passed through as validated exposition lines, without building objects.
+"""Upstream exposition text, checked line by line and passed through without building objects.
 
-The vLLM pages of a large host are tens of thousands of samples per poll that the agent only
-relabels. Parsing each into prometheus_client objects and rendering them again costs ~10x more CPU
-and memory than checking each line once and inserting one label. Every line is validated
-strictly, so a malformed upstream page is rejected whole and can never corrupt our exposition.
+A large host's vLLM pages are tens of thousands of samples per poll that the agent only relabels,
+and a busy LiteLLM proxy's page is megabytes that the agent only sums over users. Parsing them into
+prometheus_client objects and rendering them again cost several times the CPU and memory of
+scanning each line once. Every line is validated strictly, so a malformed upstream page is rejected
+whole (naming the line) and can never corrupt our exposition.
 """
 
 from __future__ import annotations
 
+import math
 import re
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 
 from agent.upstream import Malformed
 
@@ -20,6 +22,7 @@ _LABEL = rf'[a-zA-Z_][a-zA-Z0-9_]*="{_VALUE_CHARS}"'
 _SAMPLE = re.compile(
     rf"({_NAME})(?:\{{((?:{_LABEL})(?:,{_LABEL})*)?,?\}})?[ \t]+(\S+)(?:[ \t]+-?[0-9]+)?[ \t]*"
 )
+_LABEL_PAIR = re.compile(rf'([a-zA-Z_][a-zA-Z0-9_]*)="({_VALUE_CHARS})"')
 _HELP_OR_TYPE = re.compile(rf"#[ \t]+(HELP|TYPE)[ \t]+({_NAME})(?:[ \t](.*))?")
 _TYPES = frozenset({"counter", "gauge", "histogram", "summary", "untyped", "unknown"})
 _SUFFIXES = {
@@ -27,7 +30,10 @@ _SUFFIXES = {
     "histogram": ("_bucket", "_count", "_sum"),
     "summary": ("_count", "_sum"),
 }
+_SUMMABLE = frozenset(_SUFFIXES)
 _OM_TYPE = {"untyped": "unknown"}
+
+Labels = Mapping[str, str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,10 +58,13 @@ class RawFamily:
 
 
 @dataclass(slots=True)
-class _Building:
+class ScannedFamily:
+    """A family read from a page: samples as (name, label text or "", value text)."""
+
     name: str
     type: str = "untyped"
     help: str = ""
+    samples: list[tuple[str, str, str]] = field(default_factory=list)
 
     def set_type(self, kind: str) -> None:
         self.type = kind
@@ -74,28 +83,15 @@ class _Building:
             return name
         return None
 
+    def named(self, name: str) -> bool:
+        return name in (self.name, self.name.removesuffix("_total"))
 
-def relabel_page(
-    text: str,
-    where: str,
-    *,
-    label: tuple[str, str],
-    keep: Callable[[str], bool],
-) -> list[RawFamily]:
-    """Validate a text-format page and return the families ``keep`` accepts, with ``label`` added
-    to every sample. ``_created`` samples and families, and sample timestamps, are dropped."""
-    label_name, label_value = label
-    injected = f'{label_name}="{_escape(label_value)}"'
-    marker = f'{label_name}="'
-    families: list[RawFamily] = []
-    bases_with_created: set[str] = set()
-    current: _Building | None = None
-    lines: list[str] = []
 
-    def finish() -> None:
-        if current is not None and keep(current.name):
-            families.append(RawFamily(current.name, current.type, current.help, tuple(lines)))
-
+def scan(text: str, where: str) -> Iterator[ScannedFamily]:
+    """Validate a text-format page and yield its families, one at a time. ``_created`` samples and
+    families and sample timestamps are dropped; a bad line raises :class:`Malformed` naming it."""
+    created: set[str] = set()  # "<base>_created" of every counter, histogram and summary
+    current: ScannedFamily | None = None
     for number, line in enumerate(text.splitlines(), 1):
         if not line or line.isspace():
             continue
@@ -104,39 +100,107 @@ def relabel_page(
             if meta is None:
                 continue  # a plain comment
             kind, name, rest = meta.group(1), meta.group(2), meta.group(3) or ""
-            if current is None or name not in (current.name, current.name.removesuffix("_total")):
-                finish()
-                current, lines = _Building(name), []
+            if current is None or not current.named(name):
+                if current is not None and current.samples and current.name not in created:
+                    yield current
+                current = ScannedFamily(name)
             if kind == "HELP":
                 current.help = rest
-            else:
-                rest = rest.strip()
-                if rest not in _TYPES:
-                    raise Malformed(f"{where}:{number}: unknown metric type {rest!r}")
-                current.set_type(rest)
-                if rest in _SUFFIXES:
-                    base = name.removesuffix("_total") if rest == "counter" else name
-                    bases_with_created.add(base + "_created")
+                continue
+            rest = rest.strip()
+            if rest not in _TYPES:
+                raise Malformed(f"{where}:{number}: unknown metric type {rest!r}")
+            current.set_type(rest)
+            if rest in _SUMMABLE:
+                created.add(
+                    (name.removesuffix("_total") if rest == "counter" else name) + "_created"
+                )
             continue
         match = _SAMPLE.fullmatch(line)
         if match is None:
             raise Malformed(f"{where}:{number}: not a valid sample line: {line[:120]!r}")
-        name, labels, value = match.group(1), match.group(2), match.group(3)
+        name, labels, value = match.group(1), match.group(2) or "", match.group(3)
         _check_value(value, where, number)
-        if name in bases_with_created:
+        if name in created:
             continue  # a counter's or histogram's creation time: no dashboard reads it
         owned = current.sample_name(name) if current is not None else None
         if current is None or owned is None:
-            finish()
-            current, lines, owned = _Building(name), [], name
-        name = owned
-        if labels and marker in labels:
-            raise Malformed(f"{where}:{number}: sample already has a {label_name} label")
-        lines.append(
-            f"{name}{{{injected},{labels}}} {value}" if labels else f"{name}{{{injected}}} {value}"
+            if current is not None and current.samples and current.name not in created:
+                yield current
+            current, owned = ScannedFamily(name), name
+        current.samples.append((owned, labels, value))
+    if current is not None and current.samples and current.name not in created:
+        yield current
+
+
+def relabel_page(
+    text: str, where: str, *, label: tuple[str, str], keep: Callable[[str], bool]
+) -> list[RawFamily]:
+    """The families ``keep`` accepts, with ``label`` added to every sample."""
+    label_name, label_value = label
+    injected = f'{label_name}="{escape(label_value)}"'
+    marker = f'{label_name}="'
+    families = []
+    for family in scan(text, where):
+        if not keep(family.name):
+            continue
+        lines = []
+        for name, labels, value in family.samples:
+            if marker in labels:
+                raise Malformed(f"{where}: {family.name} already has a {label_name} label")
+            lines.append(
+                f"{name}{{{injected},{labels}}} {value}"
+                if labels
+                else f"{name}{{{injected}}} {value}"
+            )
+        families.append(RawFamily(family.name, family.type, family.help, tuple(lines)))
+    return families
+
+
+def aggregate_page(
+    text: str,
+    where: str,
+    *,
+    keep: Callable[[str], bool],
+    allowed_labels: frozenset[str],
+    exclude: Callable[[Labels], bool] = lambda labels: False,
+) -> list[RawFamily]:
+    """The families ``keep`` accepts, with every label outside ``allowed_labels`` removed and the
+    samples that then coincide summed.
+
+    Counters, histograms and summaries' counts and sums stay correct when summed. A gauge that
+    carried a removed label is a per-identity reading (a key's budget, a team's limit): summing it
+    would invent a number, so such a family is left out. Samples for which ``exclude(labels)``
+    holds (label values as written, escaped) are removed first.
+    """
+    families = []
+    for family in scan(text, where):
+        if not keep(family.name):
+            continue
+        summed: dict[tuple[str, str], float] = {}
+        dropped_any = False
+        for name, label_text, value in family.samples:
+            pairs = _LABEL_PAIR.findall(label_text)
+            if exclude(dict(pairs)):
+                continue
+            kept = [(k, v) for k, v in pairs if k in allowed_labels]
+            removed = len(kept) != len(pairs)
+            dropped_any = dropped_any or removed
+            if removed and family.type == "summary" and any(k == "quantile" for k, _ in kept):
+                continue  # quantiles of different series cannot be added up
+            key = (name, ",".join(f'{k}="{v}"' for k, v in sorted(kept)))
+            summed[key] = summed.get(key, 0.0) + float(value)
+        if dropped_any and family.type not in _SUMMABLE:
+            continue
+        lines = tuple(
+            f"{name}{{{labels}}} {format_value(total)}"
+            if labels
+            else f"{name} {format_value(total)}"
+            for (name, labels), total in summed.items()
         )
-    finish()
-    return [f for f in families if f.samples and f.name not in bases_with_created]
+        if lines:
+            families.append(RawFamily(family.name, family.type, family.help, lines))
+    return families
 
 
 def _check_value(value: str, where: str, number: int) -> None:
@@ -144,11 +208,19 @@ def _check_value(value: str, where: str, number: int) -> None:
         float(value)
     except ValueError:
         raise Malformed(f"{where}:{number}: {value[:40]!r} is not a number") from None
-    if value.lower() in ("infinity", "+infinity", "-infinity") or "_" in value:
+    if "_" in value or value.lower().lstrip("+-") == "infinity":
         raise Malformed(f"{where}:{number}: {value[:40]!r} is not a Prometheus number")
 
 
-def _escape(value: str) -> str:
+def format_value(value: float) -> str:
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    return repr(value)
+
+
+def escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
@@ -170,7 +242,3 @@ def merge(
     return [
         RawFamily(name, kind, text, tuple(lines)) for name, (kind, text, lines) in merged.items()
     ]
-
-
-def series_count(families: Iterable[RawFamily]) -> int:
-    return sum(len(f.samples) for f in families)

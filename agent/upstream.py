@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
+import ssl
 import zlib
 from dataclasses import dataclass
 from typing import Any
@@ -78,27 +80,13 @@ async def fetch(
     ``ok_statuses`` raises :class:`BadStatus` carrying the (capped) body so callers can classify it.
     """
     where = _describe(url)
-    # httpx's timeout bounds each phase; a slow drip of bytes also needs an overall deadline.
-    deadline = 2 * (client.timeout.read or 30.0)
     try:
-        async with (
-            asyncio.timeout(deadline),
-            client.stream("GET", url, headers=headers) as response,
-        ):
-            declared = response.headers.get("content-length")
-            if declared is not None and declared.isdigit() and int(declared) > max_bytes:
-                raise TooLarge(f"{where}: answer of {int(declared)} bytes exceeds cap {max_bytes}")
-            chunks: list[bytes] = []
-            size = 0
-            async for chunk in response.aiter_raw():
-                size += len(chunk)
-                if size > max_bytes:
-                    raise TooLarge(f"{where}: answer exceeds cap of {max_bytes} bytes")
-                chunks.append(chunk)
-            body = b"".join(chunks)
-            if response.headers.get("content-encoding", "identity") != "identity":
-                body = _decode(response, body, where, max_bytes)
-            reply = Reply(response.status_code, body, response.headers.get("content-type", ""))
+        try:
+            reply = await _get(client, url, headers, max_bytes, where)
+        except httpx.RemoteProtocolError:
+            # The server closed a kept-alive connection (it restarted): a GET is safe to repeat
+            # once, on a fresh connection, as browsers and urllib3 do.
+            reply = await _get(client, url, headers, max_bytes, where)
     except (httpx.TimeoutException, TimeoutError):
         raise TimedOut(f"{where}: no answer within the timeout") from None
     except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError) as exc:
@@ -111,6 +99,32 @@ async def fetch(
             f"{where}: HTTP {reply.status} {snippet}".rstrip(), reply.status, reply.body
         )
     return reply
+
+
+async def _get(
+    client: httpx.AsyncClient,
+    url: str,
+    headers: dict[str, str] | None,
+    max_bytes: int,
+    where: str,
+) -> Reply:
+    # httpx's timeout bounds each phase; a slow drip of bytes also needs an overall deadline.
+    deadline = 2 * (client.timeout.read or 30.0)
+    async with asyncio.timeout(deadline), client.stream("GET", url, headers=headers) as response:
+        declared = response.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+            raise TooLarge(f"{where}: answer of {int(declared)} bytes exceeds cap {max_bytes}")
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in response.aiter_raw():
+            size += len(chunk)
+            if size > max_bytes:
+                raise TooLarge(f"{where}: answer exceeds cap of {max_bytes} bytes")
+            chunks.append(chunk)
+        body = b"".join(chunks)
+        if response.headers.get("content-encoding", "identity") != "identity":
+            body = _decode(response, body, where, max_bytes)
+        return Reply(response.status_code, body, response.headers.get("content-type", ""))
 
 
 def _decode(response: httpx.Response, raw: bytes, where: str, max_bytes: int) -> bytes:
@@ -129,15 +143,21 @@ def _decode(response: httpx.Response, raw: bytes, where: str, max_bytes: int) ->
     return body
 
 
-def new_client(
-    timeout_seconds: float, *, follow_redirects: bool = True, max_connections: int = 64
-) -> httpx.AsyncClient:
-    """One client per source: pooled keep-alive connections, a timeout on every phase."""
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    # httpx builds (and loads the CA bundle into) a new context per client, ~1 MB each: one
+    # client per vLLM endpoint would pay that 64 times. One shared context serves them all.
+    return ssl.create_default_context()
+
+
+def new_client(timeout_seconds: float, *, max_connections: int = 16) -> httpx.AsyncClient:
+    """Pooled keep-alive connections, a timeout on every phase, redirects followed."""
     return httpx.AsyncClient(
         timeout=httpx.Timeout(timeout_seconds),
-        follow_redirects=follow_redirects,
-        limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=64),
+        follow_redirects=True,
+        limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=8),
         headers={"Accept-Encoding": "gzip", "User-Agent": "inferwatch-agent"},
+        verify=_tls_context(),
         trust_env=False,
     )
 

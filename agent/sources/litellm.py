@@ -16,7 +16,8 @@ from typing import Any
 
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 
-from agent import promtext
+from agent import passthrough
+from agent.passthrough import RawFamily
 from agent.settings import LiteLLMSettings
 from agent.snapshot import Collection, SourceState
 from agent.upstream import BadStatus, Malformed, UpstreamError, fetch, new_client, redact_url
@@ -86,8 +87,10 @@ def parse_model_info(payload: Any, where: str) -> list[RoutedModel]:
     for index, entry in enumerate(data):
         if not isinstance(entry, dict) or not isinstance(entry.get("model_name"), str):
             raise Malformed(f"{where}: data[{index}] has no model_name")
-        params = entry.get("litellm_params") or {}
-        info = entry.get("model_info") or {}
+        params = entry.get("litellm_params")
+        info = entry.get("model_info")
+        params = {} if params is None else params
+        info = {} if info is None else info
         if not isinstance(params, dict) or not isinstance(info, dict):
             raise Malformed(f"{where}: data[{index}] litellm_params/model_info are not objects")
         litellm_model = str(params.get("model") or "")
@@ -155,6 +158,7 @@ class LiteLLMSource:
         problems: list[str] = []
         config_problems: list[str] = []
         families: list[Metric] = []
+        raw: list[RawFamily] = []
 
         # Liveness first: if the proxy is not there, nothing else is worth asking.
         live = await self._probe("/health/liveliness")
@@ -184,7 +188,7 @@ class LiteLLMSource:
             families.append(_model_info_family(await self._routing_table()))
 
         async def metrics_step() -> None:
-            families.extend(await self._proxy_metrics())
+            raw.extend(await self._proxy_metrics())
 
         async def backlog_step() -> None:
             families.extend(await self._backlog())
@@ -207,7 +211,9 @@ class LiteLLMSource:
         else:
             state = SourceState.UP
         error = "; ".join(config_problems + problems) or None
-        return Collection(families=tuple(families), data=data, state=state, error=error)
+        return Collection(
+            families=tuple(families), raw=tuple(raw), data=data, state=state, error=error
+        )
 
     async def _probe(self, path: str) -> bool:
         """True on 200, False on another status; raises when the proxy cannot be reached."""
@@ -227,16 +233,17 @@ class LiteLLMSource:
         self._models_fetched_at = self._clock()
         return self._models
 
-    async def _proxy_metrics(self) -> list[Metric]:
+    async def _proxy_metrics(self) -> list[RawFamily]:
         url = self._base + "/metrics"
         headers = {**self._auth(), "Accept": "text/plain"}
         reply = await fetch(self._client, url, max_bytes=self._max_bytes, headers=headers)
-        text = reply.body.decode("utf-8", "replace")
-        families = promtext.parse(text, url)
-        families = promtext.keep_families(
-            promtext.without_created(families), lambda name: name.startswith("litellm_")
+        return passthrough.aggregate_page(
+            reply.body.decode("utf-8", "replace"),
+            url,
+            keep=lambda name: name.startswith("litellm_"),
+            allowed_labels=ALLOWED_LABELS,
+            exclude=is_internal_traffic,
         )
-        return promtext.aggregate(families, ALLOWED_LABELS, exclude=is_internal_traffic)
 
     async def _backlog(self) -> list[Metric]:
         url = self._base + "/health/backlog"

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
+import httpx
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 
 from agent import passthrough
@@ -116,6 +118,21 @@ class InstanceReading:
         return self.error is None
 
 
+@dataclass(slots=True)
+class _Connection:
+    """Per endpoint: its own small connection pool (one shared pool of hundreds of connections
+    costs httpcore quadratic bookkeeping) and the version it reported."""
+
+    client: httpx.AsyncClient
+    version: str | None = None
+    models: list[ModelCard] | None = None
+    models_fetched_at: float = float("-inf")
+
+    def forget_identity(self) -> None:
+        """The instance went away: it may come back as another version serving another model."""
+        self.version, self.models = None, None
+
+
 class VLLMSource:
     name = "vllm"
 
@@ -126,14 +143,17 @@ class VLLMSource:
         interval_seconds: float,
         timeout_seconds: float,
         max_response_bytes: int,
+        model_list_ttl_seconds: float = 300.0,
         providers: Sequence[EndpointProvider] = (),
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.interval_seconds = settings.poll_interval_seconds or interval_seconds
         self._providers: list[EndpointProvider] = [StaticEndpoints(settings.urls), *providers]
         self._max_bytes = max_response_bytes
-        # Every endpoint's four reads run at once: the pool must not serialise them.
-        self._client = new_client(timeout_seconds, max_connections=1024)
-        self._versions: dict[str, str] = {}  # url -> version from /version
+        self._timeout = timeout_seconds
+        self._models_ttl = model_list_ttl_seconds
+        self._clock = clock
+        self._connections: dict[str, _Connection] = {}  # by endpoint URL
 
     @property
     def depends_on(self) -> tuple[str, ...]:
@@ -151,10 +171,21 @@ class VLLMSource:
         return list(by_url.values())
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        await self._forget(set(self._connections))
+
+    async def _forget(self, urls: set[str]) -> None:
+        for url in urls:
+            await self._connections.pop(url).client.aclose()
+
+    def _connection(self, endpoint: VLLMEndpoint) -> _Connection:
+        connection = self._connections.get(endpoint.url)
+        if connection is None:
+            connection = self._connections[endpoint.url] = _Connection(new_client(self._timeout))
+        return connection
 
     async def collect(self) -> Collection:
         endpoints = self.endpoints()
+        await self._forget(set(self._connections) - {e.url for e in endpoints})
         readings = await asyncio.gather(*(self._read(e) for e in endpoints))
         raw = passthrough.merge([r.families for r in readings if r.up], _log_type_conflict)
         families = _instance_families(readings)
@@ -167,16 +198,18 @@ class VLLMSource:
         )
 
     async def _read(self, endpoint: VLLMEndpoint) -> InstanceReading:
+        connection = self._connection(endpoint)
         metrics, models, version, health = await asyncio.gather(
-            self._metrics(endpoint),
-            self._models(endpoint),
-            self._version(endpoint),
-            self._health(endpoint),
+            self._metrics(endpoint, connection.client),
+            self._models(endpoint, connection),
+            self._version(endpoint, connection),
+            self._health(endpoint, connection.client),
             return_exceptions=True,
         )
         if isinstance(metrics, BaseException):
             if not isinstance(metrics, UpstreamError):
                 raise metrics
+            connection.forget_identity()
             return InstanceReading(endpoint, [], [], "", None, str(metrics))
         return InstanceReading(
             endpoint,
@@ -187,33 +220,41 @@ class VLLMSource:
             None,
         )
 
-    async def _metrics(self, endpoint: VLLMEndpoint) -> list[RawFamily]:
+    async def _metrics(self, endpoint: VLLMEndpoint, client: httpx.AsyncClient) -> list[RawFamily]:
         url = endpoint.url + "/metrics"
         reply = await fetch(
-            self._client, url, max_bytes=self._max_bytes, headers={"Accept": "text/plain"}
+            client, url, max_bytes=self._max_bytes, headers={"Accept": "text/plain"}
         )
         text = reply.body.decode("utf-8", "replace")
-        return await asyncio.to_thread(_reshape, text, url, endpoint.instance)
+        # A few milliseconds of CPU per page, inline: handing each page to a thread cost more
+        # in GIL switches than it gave back.
+        return _reshape(text, url, endpoint.instance)
 
-    async def _models(self, endpoint: VLLMEndpoint) -> list[ModelCard]:
-        url = endpoint.url + "/v1/models"
-        reply = await fetch(self._client, url, max_bytes=4 * 1024 * 1024)
-        return parse_models(reply.json(url), url)
+    async def _models(self, endpoint: VLLMEndpoint, connection: _Connection) -> list[ModelCard]:
+        """Served models change only when the server restarts: cached for the model-list TTL,
+        and asked again as soon as the instance comes back from being unreachable."""
+        now = self._clock()
+        if connection.models is None or now - connection.models_fetched_at >= self._models_ttl:
+            url = endpoint.url + "/v1/models"
+            reply = await fetch(connection.client, url, max_bytes=4 * 1024 * 1024)
+            connection.models, connection.models_fetched_at = (
+                parse_models(reply.json(url), url),
+                now,
+            )
+        return connection.models
 
-    async def _version(self, endpoint: VLLMEndpoint) -> str:
+    async def _version(self, endpoint: VLLMEndpoint, connection: _Connection) -> str:
         if endpoint.version:
             return endpoint.version
-        if endpoint.url in self._versions:
-            return self._versions[endpoint.url]
-        url = endpoint.url + "/version"
-        reply = await fetch(self._client, url, max_bytes=64 * 1024)
-        version = parse_version(reply.json(url), url)
-        self._versions[endpoint.url] = version
-        return version
+        if connection.version is None:
+            url = endpoint.url + "/version"
+            reply = await fetch(connection.client, url, max_bytes=64 * 1024)
+            connection.version = parse_version(reply.json(url), url)
+        return connection.version
 
-    async def _health(self, endpoint: VLLMEndpoint) -> bool:
+    async def _health(self, endpoint: VLLMEndpoint, client: httpx.AsyncClient) -> bool:
         try:
-            await fetch(self._client, endpoint.url + "/health", max_bytes=64 * 1024)
+            await fetch(client, endpoint.url + "/health", max_bytes=64 * 1024)
         except BadStatus:
             return False
         return True

@@ -5,6 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 from prometheus_client.metrics_core import Metric
+from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 
 from agent.exposition import FamiliesCollector, Fragment
@@ -41,8 +42,10 @@ async def _collect(proxy: LiteLLMProxy, key: str | None, health_checks: bool = F
         await source.aclose()
 
 
-def _family(collection: Collection, name: str) -> Metric:
-    return next(f for f in collection.families if f.name == name)
+def _exposed(collection: Collection) -> dict[str, Metric]:
+    """The collection as Prometheus reads it from our exposition, by family name."""
+    fragment = Fragment.render(FamiliesCollector(collection.families), collection.raw)
+    return {f.name: f for f in text_string_to_metric_families(fragment.text.decode())}
 
 
 @pytest.fixture(scope="module")
@@ -63,11 +66,11 @@ async def test_reads_routing_health_and_metrics(litellm_proxy: LiteLLMProxy, tra
     collection = await _collect(litellm_proxy, litellm_proxy.master_key, health_checks=True)
     assert collection.state is SourceState.UP, collection.error
 
-    assert _family(collection, "inferwatch_litellm_live").samples[0].value == 1
-    assert _family(collection, "inferwatch_litellm_ready").samples[0].value == 1
+    exposed = _exposed(collection)
+    assert exposed["inferwatch_litellm_live"].samples[0].value == 1
+    assert exposed["inferwatch_litellm_ready"].samples[0].value == 1
     routes = {
-        s.labels["model_name"]: s.labels
-        for s in _family(collection, "inferwatch_litellm_model_info").samples
+        s.labels["model_name"]: s.labels for s in exposed["inferwatch_litellm_model_info"].samples
     }
     assert routes["mock-gpt"]["litellm_model"] == "openai/mock-gpt"
     assert routes["mock-gpt"]["provider"] == "openai"
@@ -76,11 +79,11 @@ async def test_reads_routing_health_and_metrics(litellm_proxy: LiteLLMProxy, tra
 
     healthy = {
         s.labels["model_name"]: s.value
-        for s in _family(collection, "inferwatch_litellm_deployment_healthy").samples
+        for s in exposed["inferwatch_litellm_deployment_healthy"].samples
     }
     assert healthy["mock-gpt"] == 1
 
-    requests = _family(collection, "litellm_proxy_total_requests_metric")
+    requests = exposed["litellm_proxy_total_requests_metric"]
     by_model: dict[str | None, float] = {}
     for s in requests.samples:
         by_model[s.labels.get("requested_model")] = (
@@ -89,7 +92,7 @@ async def test_reads_routing_health_and_metrics(litellm_proxy: LiteLLMProxy, tra
     # Our completions are there; the proxy's own health-check traffic is not.
     assert by_model["mock-gpt"] == COMPLETIONS
     assert sum(by_model.values()) == COMPLETIONS
-    passed_through = [f for f in collection.families if f.name.startswith("litellm_")]
+    passed_through = [f for name, f in exposed.items() if name.startswith("litellm_")]
     assert len(passed_through) > 10
     for family in passed_through:
         for sample in family.samples:
@@ -112,7 +115,7 @@ async def test_a_wrong_key_is_a_configuration_error(litellm_proxy: LiteLLMProxy)
     assert collection.error is not None and "master_key" in collection.error
     assert "sk-not-the-master-key" not in collection.error
     # What needs no key is still reported.
-    assert _family(collection, "inferwatch_litellm_live").samples[0].value == 1
+    assert _exposed(collection)["inferwatch_litellm_live"].samples[0].value == 1
 
 
 async def test_no_key_is_a_configuration_error(litellm_proxy: LiteLLMProxy) -> None:

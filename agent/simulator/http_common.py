@@ -1,0 +1,181 @@
+"""HTTP plumbing shared by the simulated servers: responses, faults, and a reopenable listener."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from agent.simulator.config import Fault
+from agent.simulator.faults import Behaviour
+from agent.simulator.textformat import CONTENT_TYPE
+
+JSON_CONTENT_TYPE = "application/json"
+METRICS_PATHS = frozenset({"/metrics", "/metrics/"})
+GARBAGE_EXPOSITION = (
+    '# TYPE vllm:num_requests_running gauge\nvllm:num_requests_running{engine="0" 3 x\n'
+)
+GARBAGE_JSON = '{"data":[{"id":"truncated'
+HUGE_CHUNK_BYTES = 64 * 1024
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def json_response(payload: Any, status: int = 200) -> web.Response:
+    """JSON as FastAPI writes it (compact, UTF-8)."""
+    body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
+    return web.Response(status=status, text=body, content_type=JSON_CONTENT_TYPE)
+
+
+def internal_server_error() -> web.Response:
+    return web.Response(status=500, text="Internal Server Error", content_type="text/plain")
+
+
+def exposition_response(text: str) -> web.Response:
+    return web.Response(body=text.encode(), headers={"Content-Type": CONTENT_TYPE})
+
+
+def fault_middleware(target: str, behaviour: Behaviour) -> Any:
+    """Counts every request, then applies latency, the server's fault and random failures."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        behaviour.counter.add(target, request.path)
+        if behaviour.latency_seconds > 0:
+            await behaviour.sleep(behaviour.latency_seconds)
+        state = behaviour.faults.get(target)
+        if state.fault is Fault.SLOW:
+            await behaviour.sleep(state.delay)
+        elif state.fault is not Fault.NONE and state.fault is not Fault.UNAUTHORIZED:
+            return await _misbehave(request, state.fault, behaviour)
+        if behaviour.fails_at_random():
+            return internal_server_error()
+        try:
+            return await handler(request)
+        except web.HTTPNotFound:
+            return json_response({"detail": "Not Found"}, status=404)
+        except web.HTTPMethodNotAllowed:
+            return json_response({"detail": "Method Not Allowed"}, status=405)
+
+    return middleware
+
+
+async def _misbehave(
+    request: web.Request, fault: Fault, behaviour: Behaviour
+) -> web.StreamResponse:
+    is_metrics = request.path in METRICS_PATHS
+    if fault is Fault.ERROR_500:
+        return internal_server_error()
+    if fault is Fault.GARBAGE:
+        if is_metrics:
+            return exposition_response(GARBAGE_EXPOSITION)
+        return web.Response(text=GARBAGE_JSON, content_type=JSON_CONTENT_TYPE)
+    if fault is Fault.HUGE:
+        return await _stream_endless(request, is_metrics, behaviour)
+    if fault is Fault.REFUSE:
+        # A request on a connection opened before the refusal: drop the connection.
+        request.protocol.force_close()
+        return web.Response(status=503)
+    await behaviour.stopping.wait()  # HANG
+    return web.Response(status=503)
+
+
+async def _stream_endless(
+    request: web.Request, is_metrics: bool, behaviour: Behaviour
+) -> web.StreamResponse:
+    """200 with a body that never ends, written chunk by chunk until the client leaves."""
+    content_type = CONTENT_TYPE if is_metrics else JSON_CONTENT_TYPE
+    response = web.StreamResponse(headers={"Content-Type": content_type})
+    await response.prepare(request)
+    if is_metrics:
+        line = b"# padding padding padding padding padding padding padding padding\n"
+    else:
+        await response.write(b'{"data":[')
+        line = b'{"id":"padding","object":"model"},'
+    chunk = line * (HUGE_CHUNK_BYTES // len(line))
+    try:
+        while not behaviour.stopping.is_set():
+            await response.write(chunk)
+            await asyncio.sleep(0)  # let other requests run however fast the client reads
+    except ConnectionResetError:
+        pass
+    return response
+
+
+class Listener:
+    """Serves one aiohttp app on a socket that can be closed (refusing connections) and
+    reopened on the same port. `open` and `refuse` must run on the event loop's thread."""
+
+    def __init__(self, runner: web.AppRunner, host: str, port: int) -> None:
+        self._runner = runner
+        self._host = host
+        self._port = port
+        self._sock: socket.socket | None = None
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def url(self) -> str:
+        host = f"[{self._host}]" if ":" in self._host else self._host
+        return f"http://{host}:{self._port}"
+
+    def open(self) -> None:
+        """Bind and listen now (connections wait in the backlog); serve from the next loop turn."""
+        if self._sock is not None:
+            return
+        family, kind, proto, _, address = socket.getaddrinfo(
+            self._host, self._port, type=socket.SOCK_STREAM
+        )[0]
+        sock = socket.socket(family, kind, proto)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(address)
+            sock.listen(128)
+            sock.setblocking(False)
+        except OSError:
+            sock.close()
+            raise
+        self._port = sock.getsockname()[1]
+        self._sock = sock
+        task = asyncio.get_running_loop().create_task(self._serve(sock))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _serve(self, sock: socket.socket) -> None:
+        protocol_factory = self._runner.server
+        assert protocol_factory is not None, "runner.setup() first"
+        try:
+            server = await asyncio.get_running_loop().create_server(protocol_factory, sock=sock)
+        except (OSError, ValueError):  # refused before it started serving: socket closed
+            return
+        if self._sock is sock:
+            self._server = server
+        else:
+            server.close()
+
+    async def wait_serving(self) -> None:
+        await asyncio.gather(*self._tasks)
+
+    def refuse(self) -> None:
+        """Stop listening (new connections are refused) and drop open connections."""
+        if self._sock is None:
+            return
+        sock, self._sock = self._sock, None
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+        else:
+            sock.close()
+        protocol_factory = self._runner.server
+        if protocol_factory is not None:
+            for connection in protocol_factory.connections:
+                connection.force_close()
+
+    async def close(self) -> None:
+        self.refuse()
+        await self.wait_serving()
+        await self._runner.cleanup()
