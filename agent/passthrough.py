@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from agent.upstream import Malformed
 
 _NAME = r"[a-zA-Z_:][a-zA-Z0-9_:]*"
-_VALUE_CHARS = r'(?:[^"\\\n]|\\[\\"n])*'
+_VALUE_CHARS = r'[^"\\\n]*(?:\\[\\"n][^"\\\n]*)*'  # unrolled: no per-character alternation
 _LABEL = rf'[a-zA-Z_][a-zA-Z0-9_]*="{_VALUE_CHARS}"'
 _SAMPLE = re.compile(
     rf"({_NAME})(?:\{{((?:{_LABEL})(?:,{_LABEL})*)?,?\}})?[ \t]+(\S+)(?:[ \t]+-?[0-9]+)?[ \t]*"
@@ -65,23 +65,24 @@ class ScannedFamily:
     type: str = "untyped"
     help: str = ""
     samples: list[tuple[str, str, str]] = field(default_factory=list)
+    # Sample name as written -> as exported (an old client's counter gains "_total").
+    owns: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.owns = {self.name: self.name}
 
     def set_type(self, kind: str) -> None:
         self.type = kind
-        if kind == "counter" and not self.name.endswith("_total"):
+        if kind == "counter":
+            base = self.name.removesuffix("_total")
             # Older clients write "# TYPE x counter" over "x_total" samples: one canonical name,
             # so instances on different versions merge into one family.
-            self.name += "_total"
-
-    def sample_name(self, name: str) -> str | None:
-        """The name ``name`` takes inside this family, or None if it belongs to another."""
-        if name == self.name:
-            return name
-        if self.type == "counter":
-            return self.name if name == self.name.removesuffix("_total") else None
-        if any(name == self.name + suffix for suffix in _SUFFIXES.get(self.type, ())):
-            return name
-        return None
+            self.name = base + "_total"
+            self.owns = {base: self.name, self.name: self.name}
+        else:
+            self.owns = {
+                self.name + suffix: self.name + suffix for suffix in ("", *_SUFFIXES.get(kind, ()))
+            }
 
     def named(self, name: str) -> bool:
         return name in (self.name, self.name.removesuffix("_total"))
@@ -91,7 +92,7 @@ def scan(text: str, where: str) -> Iterator[ScannedFamily]:
     """Validate a text-format page and yield its families, one at a time. ``_created`` samples and
     families and sample timestamps are dropped; a bad line raises :class:`Malformed` naming it."""
     created: set[str] = set()  # "<base>_created" of every counter, histogram and summary
-    current: ScannedFamily | None = None
+    current = ScannedFamily("")
     for number, line in enumerate(text.splitlines(), 1):
         if not line or line.isspace():
             continue
@@ -99,9 +100,9 @@ def scan(text: str, where: str) -> Iterator[ScannedFamily]:
             meta = _HELP_OR_TYPE.fullmatch(line)
             if meta is None:
                 continue  # a plain comment
-            kind, name, rest = meta.group(1), meta.group(2), meta.group(3) or ""
-            if current is None or not current.named(name):
-                if current is not None and current.samples and current.name not in created:
+            kind, name, rest = meta.groups("")
+            if not current.named(name):
+                if current.samples and current.name not in created:
                     yield current
                 current = ScannedFamily(name)
             if kind == "HELP":
@@ -119,17 +120,23 @@ def scan(text: str, where: str) -> Iterator[ScannedFamily]:
         match = _SAMPLE.fullmatch(line)
         if match is None:
             raise Malformed(f"{where}:{number}: not a valid sample line: {line[:120]!r}")
-        name, labels, value = match.group(1), match.group(2) or "", match.group(3)
-        _check_value(value, where, number)
+        name, labels, value = match.groups("")
+        try:
+            float(value)
+        except ValueError:
+            raise Malformed(f"{where}:{number}: {value[:40]!r} is not a number") from None
+        if "_" in value or value[-1] in "yY" or not value.isascii():  # Python reads "1_0", "١"
+            raise Malformed(f"{where}:{number}: {value[:40]!r} is not a Prometheus number")
         if name in created:
             continue  # a counter's or histogram's creation time: no dashboard reads it
-        owned = current.sample_name(name) if current is not None else None
-        if current is None or owned is None:
-            if current is not None and current.samples and current.name not in created:
+        owned = current.owns.get(name)
+        if owned is None:
+            if current.samples and current.name not in created:
                 yield current
-            current, owned = ScannedFamily(name), name
+            current = ScannedFamily(name)
+            owned = name
         current.samples.append((owned, labels, value))
-    if current is not None and current.samples and current.name not in created:
+    if current.samples and current.name not in created:
         yield current
 
 
@@ -201,15 +208,6 @@ def aggregate_page(
         if lines:
             families.append(RawFamily(family.name, family.type, family.help, lines))
     return families
-
-
-def _check_value(value: str, where: str, number: int) -> None:
-    try:
-        float(value)
-    except ValueError:
-        raise Malformed(f"{where}:{number}: {value[:40]!r} is not a number") from None
-    if "_" in value or value.lower().lstrip("+-") == "infinity":
-        raise Malformed(f"{where}:{number}: {value[:40]!r} is not a Prometheus number")
 
 
 def format_value(value: float) -> str:

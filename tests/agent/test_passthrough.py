@@ -58,6 +58,11 @@ def test_relabel_keeps_exactly_what_the_reference_parser_reads(fixtures: Path) -
     assert "python_gc" not in fast and "process_" not in fast
 
 
+def test_empty_label_sets_get_only_the_instance_label() -> None:
+    page = "# HELP vllm:x X.\n# TYPE vllm:x gauge\nvllm:x{} 1\n"
+    assert _vllm(page)[0].samples == ('vllm:x{vllm_instance="gpu-0:8000"} 1',)
+
+
 def test_aggregation_sums_user_traffic_and_keeps_only_safe_labels(fixtures: Path) -> None:
     page = (fixtures / "litellm-1.108.7/metrics_slash.body.raw").read_text()
     families = aggregate_page(
@@ -157,6 +162,8 @@ def test_injected_label_is_escaped_and_upstream_escapes_survive() -> None:
         ("# TYPE vllm:x gauge\nvllm:x 1\nvllm:x{a=b} 2\n", r":3: not a valid sample line"),
         ("vllm:x one\n", r":1: 'one' is not a number"),
         ("vllm:x 1_000\n", r":1: '1_000' is not a Prometheus number"),
+        ("vllm:x \u0661\u0662\n", r":1: '\u0661\u0662' is not a Prometheus number"),
+        ("vllm:x infinity\n", r":1: 'infinity' is not a Prometheus number"),
         ("# TYPE vllm:x bogus\n", r":1: unknown metric type 'bogus'"),
         ('vllm:x{vllm_instance="spoof"} 1\n', r": vllm:x already has a vllm_instance label"),
         ("\x00\x01garbage\n", r":1: not a valid sample line"),
