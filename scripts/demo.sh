@@ -15,7 +15,8 @@ cleanup() {
   wait 2>/dev/null || true
   echo "demo stopped"
 }
-trap cleanup INT TERM EXIT
+trap cleanup EXIT
+trap 'exit 0' INT TERM  # Ctrl-C is how the demo ends: not an error
 
 INFERWATCH_LISTEN=127.0.0.1:$AGENT_PORT INFERWATCH_POLL_INTERVAL_SECONDS=${INFERWATCH_POLL_INTERVAL_SECONDS:-15} \
   .venv/bin/inferwatch-agent --demo >"$state/agent.log" 2>&1 &
@@ -51,3 +52,5 @@ inferwatch demo is running (simulated LiteLLM + vLLM; logs in $state/)
 Press Ctrl-C to stop.
 TXT
 wait -n "${pids[@]}"
+echo "a demo process stopped unexpectedly; see $state/*.log" >&2
+exit 1
