@@ -94,11 +94,21 @@ async def fetch(
     except httpx.HTTPError as exc:
         raise UpstreamError(f"{where}: {type(exc).__name__}: {exc}") from None
     if reply.status not in ok_statuses:
-        snippet = reply.body[:200].decode("utf-8", "replace").strip()
+        snippet = _scrub(reply.body[:200].decode("utf-8", "replace").strip(), headers)
         raise BadStatus(
             f"{where}: HTTP {reply.status} {snippet}".rstrip(), reply.status, reply.body
         )
     return reply
+
+
+def _scrub(text: str, headers: dict[str, str] | None) -> str:
+    """Remove the credentials we sent from an upstream's error text: some echo what they got."""
+    for name, value in (headers or {}).items():
+        if name.lower() in ("authorization", "x-api-key", "cookie"):
+            for secret in (value, value.partition(" ")[2]):  # whole value first
+                if len(secret) >= 4:
+                    text = text.replace(secret, "<redacted>")
+    return text
 
 
 async def _get(

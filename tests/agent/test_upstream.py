@@ -134,3 +134,21 @@ def test_redact_url_drops_userinfo_and_query() -> None:
         redact_url("https://u:p@api.example:8443/v1?key=s3cret#x") == "https://api.example:8443/v1"
     )
     assert redact_url("") == ""
+
+
+async def test_an_upstream_echoing_our_key_does_not_leak_it() -> None:
+    async def echo(request: web.Request) -> web.Response:
+        return web.Response(status=401, text=f"invalid token: {request.headers['Authorization']}")
+
+    app = web.Application()
+    app.add_routes([web.get("/echo", echo)])
+    async with serve(app) as base, new_client(2) as client:
+        with pytest.raises(BadStatus) as caught:
+            await fetch(
+                client,
+                base + "/echo",
+                max_bytes=1000,
+                headers={"Authorization": "Bearer sk-live-0123456789"},
+            )
+    assert "sk-live-0123456789" not in str(caught.value)
+    assert "invalid token: <redacted>" in str(caught.value)
