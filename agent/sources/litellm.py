@@ -253,50 +253,58 @@ class LiteLLMSource:
             if exc.status == 404:  # older proxies do not have it
                 return []
             raise
-        payload = reply.json(url)
-        if not isinstance(payload, dict):
-            raise Malformed(f"{url}: expected an object")
-        family = GaugeMetricFamily(
-            "inferwatch_litellm_backlog_requests",
-            "Requests in the proxy's admission control, by state (/health/backlog).",
-            labels=["state"],
-        )
-        for state in ("in_flight", "admitted", "queued", "rejected"):
-            value = payload.get(f"{state}_requests")
-            if isinstance(value, int | float) and not isinstance(value, bool):
-                family.add_metric([state], float(value))
-        return [family]
+        return [backlog_family(reply.json(url), url)]
 
     async def _deployment_health(self) -> Metric:
         url = self._base + "/health"
         reply = await fetch(self._client, url, max_bytes=self._max_bytes, headers=self._auth())
-        payload = reply.json(url)
-        if not isinstance(payload, dict):
-            raise Malformed(f"{url}: expected an object")
-        names = {m.model_id: m.model_name for m in self._models or []}
-        family = GaugeMetricFamily(
-            "inferwatch_litellm_deployment_healthy",
-            "1 if LiteLLM's /health check of the deployment succeeded.",
-            labels=["model_name", "litellm_model", "api_base"],
-        )
-        seen: set[tuple[str, str, str]] = set()
-        for key, healthy in (("healthy_endpoints", 1.0), ("unhealthy_endpoints", 0.0)):
-            entries = payload.get(key) or []
-            if not isinstance(entries, list):
-                raise Malformed(f"{url}: {key} is not a list")
-            for entry in entries:
-                if not isinstance(entry, dict):
-                    continue
-                model = str(entry.get("model") or "")
-                labels = (
-                    names.get(str(entry.get("model_id") or ""), model),
-                    model,
-                    redact_url(str(entry.get("api_base") or "")),
-                )
-                if labels not in seen:
-                    seen.add(labels)
-                    family.add_metric(list(labels), healthy)
-        return family
+        return deployment_health_family(reply.json(url), self._models or [], url)
+
+
+def backlog_family(payload: Any, where: str) -> Metric:
+    """``/health/backlog`` -> requests in admission control, by state."""
+    if not isinstance(payload, dict):
+        raise Malformed(f"{where}: expected an object")
+    family = GaugeMetricFamily(
+        "inferwatch_litellm_backlog_requests",
+        "Requests in the proxy's admission control, by state (/health/backlog).",
+        labels=["state"],
+    )
+    for state in ("in_flight", "admitted", "queued", "rejected"):
+        value = payload.get(f"{state}_requests")
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            family.add_metric([state], float(value))
+    return family
+
+
+def deployment_health_family(payload: Any, models: Sequence[RoutedModel], where: str) -> Metric:
+    """``/health`` -> 1/0 per deployment, named by its model group where the table knows it."""
+    if not isinstance(payload, dict):
+        raise Malformed(f"{where}: expected an object")
+    names = {m.model_id: m.model_name for m in models}
+    family = GaugeMetricFamily(
+        "inferwatch_litellm_deployment_healthy",
+        "1 if LiteLLM's /health check of the deployment succeeded.",
+        labels=["model_name", "litellm_model", "api_base"],
+    )
+    seen: set[tuple[str, str, str]] = set()
+    for key, healthy in (("healthy_endpoints", 1.0), ("unhealthy_endpoints", 0.0)):
+        entries = payload.get(key) or []
+        if not isinstance(entries, list):
+            raise Malformed(f"{where}: {key} is not a list")
+        for entry in entries:
+            if not isinstance(entry, dict):
+                continue
+            model = str(entry.get("model") or "")
+            labels = (
+                names.get(str(entry.get("model_id") or ""), model),
+                model,
+                redact_url(str(entry.get("api_base") or "")),
+            )
+            if labels not in seen:
+                seen.add(labels)
+                family.add_metric(list(labels), healthy)
+    return family
 
 
 def _gauge(name: str, documentation: str, value: bool) -> Metric:

@@ -83,7 +83,7 @@ def query_until(prometheus: str, expr: str, timeout: float = 30) -> list[dict[st
         result: list[dict[str, object]] = reply["data"]["result"]
         if result or time.monotonic() > deadline:
             return result
-        time.sleep(0.5)
+        time.sleep(0.2)
 
 
 @pytest.mark.parametrize(

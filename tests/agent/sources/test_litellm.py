@@ -12,7 +12,13 @@ from agent.exposition import FamiliesCollector, Fragment
 from agent.scheduler import Poller
 from agent.simulator import Fault, Simulator, SimulatorConfig
 from agent.snapshot import Collection, SourceState
-from agent.sources.litellm import ALLOWED_LABELS, is_internal_traffic, parse_model_info
+from agent.sources.litellm import (
+    ALLOWED_LABELS,
+    backlog_family,
+    deployment_health_family,
+    is_internal_traffic,
+    parse_model_info,
+)
 from agent.store import Store
 from agent.upstream import Malformed
 from tests.agent.sources.conftest import litellm_source
@@ -215,3 +221,36 @@ def test_model_info_parser_reads_only_known_fields(fixtures: Path) -> None:
     for bad in bad_payloads:
         with pytest.raises(Malformed, match=r"^http://proxy/v1/model/info: "):
             parse_model_info(bad, "http://proxy/v1/model/info")
+
+
+def test_backlog_and_health_parsers_on_the_reference_samples(fixtures: Path) -> None:
+    folder = fixtures / "litellm-1.108.7"
+    backlog = backlog_family(json.loads((folder / "health_backlog.body.json").read_text()), "x")
+    assert {s.labels["state"]: s.value for s in backlog.samples} == {
+        "in_flight": 1.0,
+        "admitted": 0.0,
+        "queued": 0.0,
+        "rejected": 0.0,
+    }
+    table = parse_model_info(json.loads((folder / "v1_model_info.body.json").read_text()), "x")
+    health = json.loads((folder / "health.body.json").read_text())
+    health["unhealthy_endpoints"] = [
+        {
+            "model": "openai/dead",
+            "model_id": "nope",
+            "api_base": "http://k:s@10.0.0.9/v1",
+            "error": "x",
+        }
+    ]
+    family = deployment_health_family(health, table, "x")
+    assert [(s.labels["model_name"], s.labels["api_base"], s.value) for s in family.samples] == [
+        ("mock-gpt", "", 1.0),
+        ("mock-llama", "http://127.0.0.1:9/v1", 1.0),
+        ("openai/dead", "http://10.0.0.9/v1", 0.0),
+    ]
+    bad_payloads: list[object] = [[], {"healthy_endpoints": "all"}]
+    for bad in bad_payloads:
+        with pytest.raises(Malformed, match=r"^http://proxy/health: "):
+            deployment_health_family(bad, table, "http://proxy/health")
+    with pytest.raises(Malformed):
+        backlog_family("busy", "x")
