@@ -9,11 +9,12 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from agent import __version__
-from agent.app import Agent
+from agent.app import Agent, build_sources
+from agent.demo import demo_stack
 from agent.settings import Settings
 
 
@@ -37,34 +38,6 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-@contextlib.contextmanager
-def _demo_environment() -> Iterator[None]:
-    """Start the simulator and point every source at it through the environment."""
-    from agent.simulator import SimulatorThread
-
-    with SimulatorThread() as simulator:
-        overrides = {
-            "LITELLM_URL": simulator.litellm_url,
-            "LITELLM_API_KEY": simulator.litellm_master_key,
-            "VLLM_URLS": ",".join(simulator.vllm_urls),
-        }
-        saved = {name: os.environ.get(name) for name in overrides}
-        os.environ.update(overrides)
-        logging.getLogger("agent").info(
-            "demo: simulated LiteLLM at %s, vLLM at %s",
-            simulator.litellm_url,
-            ", ".join(simulator.vllm_urls),
-        )
-        try:
-            yield
-        finally:
-            for name, value in saved.items():
-                if value is None:
-                    os.environ.pop(name, None)
-                else:
-                    os.environ[name] = value
-
-
 async def _serve(agent: Agent) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -82,15 +55,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     # httpx logs every request at INFO: one line per upstream call is noise, not news.
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    with _demo_environment() if args.demo else contextlib.nullcontext():
+    with contextlib.ExitStack() as stack:
+        demo = stack.enter_context(demo_stack()) if args.demo else None
         try:
-            settings = Settings(env_file=args.config)
+            settings = Settings(
+                env_file=args.config, agent={"listen": args.listen} if args.listen else {}
+            )
         except ValueError as exc:  # pydantic's ValidationError names every bad setting
             print(f"inferwatch-agent: invalid settings:\n{exc}", file=sys.stderr)
             return 2
-        if args.listen:
-            settings = Settings(env_file=args.config, agent={"listen": args.listen})
-        agent = Agent(settings)
+        sources = (
+            build_sources(
+                settings, nvml_binding=demo.nvml, container_for_pid=demo.container_for_pid
+            )
+            if demo is not None
+            else None
+        )
+        agent = Agent(settings, sources)
         if args.once:
             asyncio.run(agent.run_once())
             sys.stdout.buffer.write(agent.exposition.page.text)

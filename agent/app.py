@@ -12,45 +12,88 @@ from agent.exposition import Exposition
 from agent.http_api import AgentHTTPServer
 from agent.scheduler import AgentScheduler, Poller
 from agent.settings import ALL_SOURCES, Settings
-from agent.sources.base import Source
+from agent.sources.base import Source, Watching
+from agent.sources.cgroup import container_id_for_pid
+from agent.sources.docker import DockerSource
 from agent.sources.litellm import LiteLLMSource
+from agent.sources.nvml import NVMLSource
+from agent.sources.nvml_binding import NVMLBinding, RealNVML
 from agent.sources.vllm import VLLMSource
 from agent.store import Store
 
 log = logging.getLogger(__name__)
 
 
-def _litellm(settings: Settings) -> Source:
+AVAILABLE_SOURCES = ("litellm", "vllm", "docker", "nvml")
+
+
+def build_sources(
+    settings: Settings,
+    *,
+    nvml_binding: Callable[[], NVMLBinding] = RealNVML,
+    container_for_pid: Callable[[int], str | None] | None = None,
+) -> list[Source]:
+    """The enabled sources, wired to each other: Docker discovery feeds the vLLM source, and
+    Docker's container names label the GPU processes NVML reports."""
     a = settings.agent
-    return LiteLLMSource(
-        settings.litellm,
-        interval_seconds=a.poll_interval_seconds,
-        timeout_seconds=a.http_timeout_seconds,
-        max_response_bytes=a.max_response_bytes,
-        model_list_ttl_seconds=a.model_list_ttl_seconds,
-    )
-
-
-def _vllm(settings: Settings) -> Source:
-    a = settings.agent
-    return VLLMSource(
-        settings.vllm,
-        interval_seconds=a.poll_interval_seconds,
-        timeout_seconds=a.http_timeout_seconds,
-        max_response_bytes=a.max_response_bytes,
-        model_list_ttl_seconds=a.model_list_ttl_seconds,
-    )
-
-
-SOURCE_FACTORIES: dict[str, Callable[[Settings], Source]] = {"litellm": _litellm, "vllm": _vllm}
-
-
-def build_sources(settings: Settings) -> list[Source]:
-    wanted = settings.agent.sources
-    missing = [name for name in wanted if name not in SOURCE_FACTORIES]
+    wanted = set(a.sources)
+    missing = sorted(wanted - set(AVAILABLE_SOURCES))
     if missing:
         log.info("sources not in this build yet, skipped: %s", ", ".join(missing))
-    return [SOURCE_FACTORIES[name](settings) for name in wanted if name in SOURCE_FACTORIES]
+    sources: list[Source] = []
+    docker: DockerSource | None = None
+    if "docker" in wanted:
+        docker = DockerSource(
+            settings.docker,
+            vllm_image_patterns=settings.vllm.image_patterns,
+            interval_seconds=a.poll_interval_seconds,
+            timeout_seconds=a.http_timeout_seconds,
+        )
+        sources.append(docker)
+    if "litellm" in wanted:
+        sources.append(
+            LiteLLMSource(
+                settings.litellm,
+                interval_seconds=a.poll_interval_seconds,
+                timeout_seconds=a.http_timeout_seconds,
+                max_response_bytes=a.max_response_bytes,
+                model_list_ttl_seconds=a.model_list_ttl_seconds,
+            )
+        )
+    if "vllm" in wanted:
+        sources.append(
+            VLLMSource(
+                settings.vllm,
+                interval_seconds=a.poll_interval_seconds,
+                timeout_seconds=a.http_timeout_seconds,
+                max_response_bytes=a.max_response_bytes,
+                model_list_ttl_seconds=a.model_list_ttl_seconds,
+                providers=[docker] if docker is not None else [],
+            )
+        )
+    if "nvml" in wanted:
+        sources.append(
+            NVMLSource(
+                nvml_binding,
+                interval_seconds=a.poll_interval_seconds,
+                dialect=a.gpu_metrics,
+                container_for_pid=container_for_pid or _container_names(docker),
+            )
+        )
+    return sources
+
+
+def _container_names(docker: DockerSource | None) -> Callable[[int], str | None]:
+    """pid -> container name through /proc/<pid>/cgroup and Docker (the short id without it)."""
+
+    def container_for_pid(pid: int) -> str | None:
+        container_id = container_id_for_pid(pid)
+        if container_id is None:
+            return None
+        name = docker.container_name(container_id) if docker is not None else None
+        return name or container_id[:12]
+
+    return container_for_pid
 
 
 class Agent:
@@ -81,7 +124,11 @@ class Agent:
             ),
             self.exposition,
             self.store,
-            {"/api/v1/sources": self.sources_view},
+            {
+                "/api/v1/sources": self.sources_view,
+                "/api/v1/containers": lambda: self._data("docker", "containers"),
+                "/api/v1/gpus": lambda: self._data("nvml", "gpus"),
+            },
         )
         self.http.start_in_thread()
         return self.http
@@ -93,6 +140,9 @@ class Agent:
         http = self.start_http(host, port)
         log.info("serving on %s/metrics", http.url)
         self.scheduler.start()
+        for source in self.sources:
+            if isinstance(source, Watching):
+                source.watch(self.scheduler.run_soon)
         try:
             await stop.wait()
         finally:
@@ -126,3 +176,9 @@ class Agent:
                 }
             )
         return view
+
+    def _data(self, source: str, key: str) -> Any:
+        record = self.store.records().get(source)
+        if record is None or record.latest is None:
+            return []
+        return record.latest.data.get(key, [])

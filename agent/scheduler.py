@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
@@ -110,13 +111,16 @@ class AgentScheduler:
         self._poller = poller
         self._jitter = jitter_seconds
         self._scheduler = AsyncIOScheduler(timezone="UTC")
+        self._running: set[str] = set()
+        self._again: set[str] = set()
+        self._lock = threading.Lock()
 
     def start(self) -> None:
         """Must be called from within the running event loop; first polls start at once."""
         now = datetime.now(self._scheduler.timezone)
         for source in self._sources:
             self._scheduler.add_job(
-                self._poller.poll,
+                self._poll,
                 IntervalTrigger(seconds=source.interval_seconds, jitter=self._jitter),
                 args=[source],
                 id=source.name,
@@ -128,8 +132,29 @@ class AgentScheduler:
             )
         self._scheduler.start()
 
+    async def _poll(self, source: Source) -> None:
+        with self._lock:
+            self._running.add(source.name)
+        try:
+            await self._poller.poll(source)
+        finally:
+            with self._lock:
+                self._running.discard(source.name)
+                again = source.name in self._again
+                self._again.discard(source.name)
+            if again:
+                self.run_soon(source.name)
+
     def run_soon(self, source_name: str) -> None:
-        """Poll ``source_name`` now instead of at its next tick (e.g. a new container appeared)."""
+        """Poll ``source_name`` now instead of at its next tick (e.g. a new container appeared).
+
+        Safe from any thread. A poll already running is followed by another one as soon as it
+        ends, rather than skipped: what woke us may have happened after it read its upstream.
+        """
+        with self._lock:
+            if source_name in self._running:
+                self._again.add(source_name)
+                return
         job = self._scheduler.get_job(source_name)
         if job is not None:
             job.modify(

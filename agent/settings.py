@@ -127,6 +127,25 @@ class VLLMSettings(_Base):
         return list(seen)
 
 
+class DockerSettings(_Base):
+    """The Docker Engine the agent reads containers from."""
+
+    docker_host: str | None = Field(None, validation_alias=AliasChoices("DOCKER_HOST"))
+    containers: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["*"],
+        validation_alias=AliasChoices("INFERWATCH_DOCKER_CONTAINERS"),
+        description="glob patterns of container names whose resources are exported",
+    )
+    log_bytes_per_cycle: int = Field(
+        1024 * 1024, gt=0, validation_alias=AliasChoices("INFERWATCH_DOCKER_LOG_BYTES_PER_CYCLE")
+    )
+    poll_interval_seconds: float | None = Field(
+        None, gt=0, validation_alias=AliasChoices("INFERWATCH_DOCKER_POLL_INTERVAL_SECONDS")
+    )
+
+    _split = field_validator("containers", mode="before")(_split_csv)
+
+
 class Settings:
     """All settings models, loaded from the environment and an optional env file."""
 
@@ -135,3 +154,4 @@ class Settings:
         self.agent = AgentSettings(_env_file=files, **overrides.get("agent", {}))
         self.litellm = LiteLLMSettings(_env_file=files, **overrides.get("litellm", {}))
         self.vllm = VLLMSettings(_env_file=files, **overrides.get("vllm", {}))
+        self.docker = DockerSettings(_env_file=files, **overrides.get("docker", {}))

@@ -8,14 +8,26 @@ as fake upstreams, and by benchmarks. Independent of the rest of the agent by de
 """
 
 from agent.simulator.config import Fault, SimulatorConfig, VLLMInstanceSpec
+from agent.simulator.docker_api import (
+    FakeContainer,
+    FakeDockerAPI,
+    FakeDockerAPIThread,
+    demo_containers,
+)
+from agent.simulator.fake_nvml import FakeNVML
 from agent.simulator.simulator import Simulator, SimulatorThread
 from agent.simulator.vllm_metrics import LABEL_HAZARD
 
 __all__ = [
     "LABEL_HAZARD",
+    "FakeContainer",
+    "FakeDockerAPI",
+    "FakeDockerAPIThread",
+    "FakeNVML",
     "Fault",
     "Simulator",
     "SimulatorConfig",
     "SimulatorThread",
     "VLLMInstanceSpec",
+    "demo_containers",
 ]

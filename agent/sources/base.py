@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from collections.abc import Callable
+from typing import Protocol, runtime_checkable
 
 from agent.snapshot import Collection
 
@@ -25,3 +26,11 @@ class Source(Protocol):
     async def collect(self) -> Collection: ...
 
     async def aclose(self) -> None: ...
+
+
+@runtime_checkable
+class Watching(Protocol):
+    """A source that also follows its upstream's events while the agent serves, and asks for
+    an early poll (of itself or another source, by name) through ``wake``."""
+
+    def watch(self, wake: Callable[[str], None]) -> None: ...

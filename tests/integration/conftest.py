@@ -12,11 +12,16 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterator
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
+import docker
 import httpx
 import pytest
+
+from agent.simulator import Simulator, SimulatorThread
+from tests.integration.dockerd import Dockerd, start_dockerd
 
 REPO = Path(__file__).resolve().parents[2]
 LITELLM_VENV = Path(os.environ.get("INFERWATCH_LITELLM_VENV", REPO / ".venv-litellm"))
@@ -124,3 +129,30 @@ def litellm_proxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiteLLMP
         yield LiteLLMProxy(url, LITELLM_MASTER_KEY, log)
     finally:
         stop(process)
+
+
+@pytest.fixture(scope="session")
+def dockerd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dockerd]:
+    """A real dockerd with vllm/vllm-openai:{v0.11.0,latest} and example/tool:1.0 images."""
+    daemon = start_dockerd(tmp_path_factory.mktemp("dockerd"))
+    try:
+        yield daemon
+    finally:
+        daemon.stop()
+
+
+@pytest.fixture
+def docker_client(dockerd: Dockerd) -> Iterator[docker.DockerClient]:
+    """A client of the test daemon; every container is removed after the test."""
+    with closing(dockerd.client()) as client:
+        try:
+            yield client
+        finally:
+            dockerd.remove_all_containers()
+
+
+@pytest.fixture(scope="session")
+def simulated_stack() -> Iterator[Simulator]:
+    """The simulated LiteLLM and vLLM servers, for containers whose inferwatch.url points here."""
+    with SimulatorThread() as simulator:
+        yield simulator

@@ -1,0 +1,240 @@
+"""What the Docker Engine API says about a container, read into what the agent needs.
+
+Pure functions over the Engine API's JSON (no I/O): image references, the GPU mapping, the vLLM
+endpoint URL, Docker's own CPU and memory formulas, and the failure lines worth counting in logs.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from agent.upstream import redact_url
+
+GPUS_LABEL = "inferwatch.gpus"
+URL_LABEL = "inferwatch.url"
+VLLM_DEFAULT_PORT = 8000
+
+_DIGEST = re.compile(r"@(sha256:[0-9a-f]{64})$")
+_GPU_ID = re.compile(r"^(?:\d+|GPU-[0-9a-fA-F-]+|MIG-[0-9a-zA-Z/-]+)$")
+
+
+@dataclass(frozen=True, slots=True)
+class ImageReference:
+    """``[registry[:port]/]repository[:tag][@digest]``, split the way Docker reads it."""
+
+    repository: str
+    tag: str
+    digest: str
+
+    @property
+    def version(self) -> str:
+        """The tag as a version: ``v0.11.0`` -> ``0.11.0``; empty when the tag names no version."""
+        if not self.tag or self.tag == "latest" or not self.tag.lstrip("v")[:1].isdigit():
+            return ""
+        return self.tag.removeprefix("v")
+
+
+def parse_image_reference(reference: str) -> ImageReference:
+    """Split an image reference; a colon in the registry part (a port) is not a tag."""
+    digest = ""
+    match = _DIGEST.search(reference)
+    if match:
+        digest = match.group(1)
+        reference = reference[: match.start()]
+    name, tag = reference, ""
+    slash = reference.rfind("/")
+    colon = reference.rfind(":")
+    if colon > slash:
+        name, tag = reference[:colon], reference[colon + 1 :]
+    if not tag and not digest:
+        tag = "latest"
+    return ImageReference(name, tag, digest)
+
+
+def repository_matches(repository: str, patterns: Sequence[str]) -> bool:
+    """``vllm/vllm-openai`` matches ``vllm/vllm-openai``, ``docker.io/vllm/vllm-openai`` and
+    ``registry:5000/mirror/vllm/vllm-openai``: the pattern must end the repository path."""
+    for pattern in patterns:
+        pattern = pattern.strip("/")
+        if repository == pattern or repository.endswith("/" + pattern):
+            return True
+    return False
+
+
+def gpus_of(inspect: Mapping[str, Any], labels: Mapping[str, str]) -> tuple[str, str | None]:
+    """The GPUs a container was given, as the contract writes them (``0,1``, UUIDs, ``all`` or
+    ``""``), and a warning when the ``inferwatch.gpus`` label had to be ignored.
+
+    Order of authority: the label, then ``HostConfig.DeviceRequests`` (``--gpus``, compose
+    reservations, CDI), then the legacy ``nvidia`` runtime with ``NVIDIA_VISIBLE_DEVICES``.
+    """
+    label = labels.get(GPUS_LABEL)
+    warning = None
+    if label is not None:
+        parsed = _gpu_list(label)
+        if parsed is not None:
+            return parsed, None
+        warning = f"ignored label {GPUS_LABEL}={label[:40]!r}: expected 'all' or GPU ids like 0,1"
+    host = inspect.get("HostConfig") or {}
+    requests = host.get("DeviceRequests") or []
+    ids: list[str] = []
+    for request in requests:
+        if not isinstance(request, dict) or not _is_gpu_request(request):
+            continue
+        if request.get("Count") == -1:
+            return "all", warning
+        for device in request.get("DeviceIDs") or []:
+            device = str(device).removeprefix("nvidia.com/gpu=")
+            if device == "all":
+                return "all", warning
+            ids.append(device)
+    if ids:
+        return ",".join(dict.fromkeys(ids)), warning
+    if host.get("Runtime") == "nvidia":
+        env = _env(inspect)
+        return (_gpu_list(env.get("NVIDIA_VISIBLE_DEVICES", "all")) or ""), warning
+    return "", warning
+
+
+def _is_gpu_request(request: Mapping[str, Any]) -> bool:
+    driver = request.get("Driver") or ""
+    if driver == "cdi":
+        return any(str(d).startswith("nvidia.com/gpu") for d in request.get("DeviceIDs") or [])
+    capabilities = request.get("Capabilities") or []
+    return driver == "nvidia" or any("gpu" in (group or []) for group in capabilities)
+
+
+def _gpu_list(value: str) -> str | None:
+    value = value.strip()
+    if value in ("none", "void", ""):
+        return ""
+    if value == "all":
+        return "all"
+    ids = [item.strip() for item in value.split(",")]
+    if all(_GPU_ID.match(item) for item in ids):
+        return ",".join(ids)
+    return None
+
+
+def _env(inspect: Mapping[str, Any]) -> dict[str, str]:
+    env: dict[str, str] = {}
+    for item in (inspect.get("Config") or {}).get("Env") or []:
+        name, _, value = str(item).partition("=")
+        env[name] = value
+    return env
+
+
+def vllm_url(
+    name: str, inspect: Mapping[str, Any], labels: Mapping[str, str]
+) -> tuple[str | None, str | None]:
+    """Where the agent reaches a vLLM container, and a warning for a label it ignored.
+
+    ``inferwatch.url`` wins; then host networking (loopback, the ``--port`` argument); then a
+    published port; otherwise the container name on a shared network.
+    """
+    warning = None
+    label = labels.get(URL_LABEL)
+    if label is not None:
+        if re.match(r"^https?://[^/\s]+", label):
+            return label.rstrip("/").removesuffix("/v1"), None
+        warning = f"ignored label {URL_LABEL}={redact_url(label)[:60]!r}: not an http(s) URL"
+    port = _vllm_port(inspect)
+    host = inspect.get("HostConfig") or {}
+    if host.get("NetworkMode") == "host":
+        return f"http://127.0.0.1:{port}", warning
+    if host.get("NetworkMode") == "none":
+        return None, warning
+    ports = ((inspect.get("NetworkSettings") or {}).get("Ports") or {}).get(f"{port}/tcp") or []
+    for binding in ports:
+        host_port = binding.get("HostPort") if isinstance(binding, dict) else None
+        if host_port:
+            host_ip = binding.get("HostIp") or "0.0.0.0"
+            address = "127.0.0.1" if host_ip in ("0.0.0.0", "::", "") else host_ip
+            return f"http://{address}:{host_port}", warning
+    return f"http://{name}:{port}", warning
+
+
+def _vllm_port(inspect: Mapping[str, Any]) -> int:
+    config = inspect.get("Config") or {}
+    args = [str(a) for a in (config.get("Entrypoint") or []) + (config.get("Cmd") or [])]
+    if len(args) == 1:
+        args = shlex.split(args[0]) if args[0].strip() else []
+    for index, arg in enumerate(args):
+        value = None
+        if arg == "--port" and index + 1 < len(args):
+            value = args[index + 1]
+        elif arg.startswith("--port="):
+            value = arg.partition("=")[2]
+        if value is not None and value.isdigit():
+            return int(value)
+    return VLLM_DEFAULT_PORT
+
+
+@dataclass(frozen=True, slots=True)
+class CPUSample:
+    container_total: int
+    system_total: int
+    online_cpus: int
+
+
+def cpu_sample(stats: Mapping[str, Any]) -> CPUSample | None:
+    cpu = stats.get("cpu_stats") or {}
+    total = (cpu.get("cpu_usage") or {}).get("total_usage")
+    system = cpu.get("system_cpu_usage")
+    if not isinstance(total, int) or not isinstance(system, int) or system <= 0:
+        return None
+    online = cpu.get("online_cpus") or len((cpu.get("cpu_usage") or {}).get("percpu_usage") or [])
+    return CPUSample(total, system, int(online) or 1)
+
+
+def cpu_ratio(previous: CPUSample | None, current: CPUSample | None) -> float | None:
+    """Docker's CPU% / 100 (1.0 = one core busy) between two samples; None without a usable pair
+    (a one-shot stats read has no previous sample of its own: the caller keeps the last one)."""
+    if previous is None or current is None:
+        return None
+    container_delta = current.container_total - previous.container_total
+    system_delta = current.system_total - previous.system_total
+    if system_delta <= 0 or container_delta < 0:
+        return None
+    return container_delta / system_delta * current.online_cpus
+
+
+def memory_used(stats: Mapping[str, Any]) -> tuple[float | None, float | None]:
+    """(used, limit) bytes with Docker's formula: usage minus the inactive page cache."""
+    memory = stats.get("memory_stats") or {}
+    usage = memory.get("usage")
+    limit = memory.get("limit")
+    if not isinstance(usage, int):
+        return None, float(limit) if isinstance(limit, int) else None
+    details = memory.get("stats") or {}
+    inactive = details.get("inactive_file", details.get("total_inactive_file"))
+    used = usage - inactive if isinstance(inactive, int) and inactive < usage else usage
+    return float(used), float(limit) if isinstance(limit, int) else None
+
+
+def network_bytes(stats: Mapping[str, Any]) -> tuple[float, float] | None:
+    networks = stats.get("networks")
+    if not isinstance(networks, dict) or not networks:
+        return None
+    received = sum(int(n.get("rx_bytes", 0)) for n in networks.values() if isinstance(n, dict))
+    sent = sum(int(n.get("tx_bytes", 0)) for n in networks.values() if isinstance(n, dict))
+    return float(received), float(sent)
+
+
+LOG_EVENT_KINDS: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("cuda_oom", re.compile(r"CUDA out of memory|OutOfMemoryError|CUDA error: out of memory")),
+    (
+        "engine_dead",
+        re.compile(r"EngineDeadError|EngineCore\S* (?:encountered|failed|died)|Engine core .*died"),
+    ),
+    ("traceback", re.compile(r"Traceback \(most recent call last\)")),
+)
+
+
+def log_event_kinds(line: str) -> list[str]:
+    """The failure kinds a log line reports (a line may report several)."""
+    return [kind for kind, pattern in LOG_EVENT_KINDS if pattern.search(line)]
