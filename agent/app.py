@@ -146,7 +146,7 @@ class Agent:
         try:
             await stop.wait()
         finally:
-            self.scheduler.shutdown()
+            await self.scheduler.shutdown()
             http.shutdown()
             http.server_close()
             await self.aclose()

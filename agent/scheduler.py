@@ -7,6 +7,7 @@ store; nothing a source does can stop the scheduler or the other sources.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import time
@@ -114,6 +115,8 @@ class AgentScheduler:
         self._running: set[str] = set()
         self._again: set[str] = set()
         self._lock = threading.Lock()
+        self._idle = asyncio.Event()
+        self._idle.set()
 
     def start(self) -> None:
         """Must be called from within the running event loop; first polls start at once."""
@@ -135,6 +138,7 @@ class AgentScheduler:
     async def _poll(self, source: Source) -> None:
         with self._lock:
             self._running.add(source.name)
+            self._idle.clear()
         try:
             await self._poller.poll(source)
         finally:
@@ -142,6 +146,8 @@ class AgentScheduler:
                 self._running.discard(source.name)
                 again = source.name in self._again
                 self._again.discard(source.name)
+                if not self._running:
+                    self._idle.set()
             if again:
                 self.run_soon(source.name)
 
@@ -169,6 +175,12 @@ class AgentScheduler:
             runs[source.name] = when.timestamp() if when is not None else None
         return runs
 
-    def shutdown(self) -> None:
-        if self._scheduler.running:
-            self._scheduler.shutdown(wait=False)
+    async def shutdown(self, grace_seconds: float = 5.0) -> None:
+        """Start no new polls, give running ones ``grace_seconds`` to finish, cancel the rest."""
+        if not self._scheduler.running:
+            return
+        self._scheduler.pause()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(grace_seconds):
+                await self._idle.wait()
+        self._scheduler.shutdown(wait=False)

@@ -10,6 +10,7 @@ import re
 import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from agent.upstream import redact_url
@@ -238,3 +239,16 @@ LOG_EVENT_KINDS: tuple[tuple[str, re.Pattern[str]], ...] = (
 def log_event_kinds(line: str) -> list[str]:
     """The failure kinds a log line reports (a line may report several)."""
     return [kind for kind, pattern in LOG_EVENT_KINDS if pattern.search(line)]
+
+
+def parse_timestamp_ns(stamp: str) -> int | None:
+    """RFC 3339 with nanoseconds (Docker's timestamps) -> Unix nanoseconds."""
+    if not stamp or stamp.startswith("0001-"):
+        return None
+    try:
+        whole, _, fraction = stamp.rstrip("Z").partition(".")
+        seconds = datetime.fromisoformat(whole + "+00:00").timestamp()
+    except ValueError:
+        return None
+    digits = "".join(ch for ch in fraction if ch.isdigit())[:9].ljust(9, "0")
+    return int(seconds) * 1_000_000_000 + int(digits)

@@ -19,7 +19,6 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 import docker
@@ -39,6 +38,8 @@ Wake = Callable[[str], None]
 _LIFECYCLE = frozenset({"start", "die", "stop", "kill", "destroy", "restart", "pause", "unpause"})
 _GONE = frozenset({"die", "stop", "kill", "destroy"})
 _MAX_LOG_LINE = 64 * 1024
+_START_SLACK_NS = 1_000_000_000
+_SINCE_SLACK_NS = 1_000_000
 
 
 @dataclass(slots=True)
@@ -51,6 +52,7 @@ class _Tracked:
     restarts: int = 0
     log_since_ns: int = 0
     log_partial: str = ""
+    frames_at_since: int = 0
     log_events: Counter[str] = field(default_factory=Counter)
 
 
@@ -120,7 +122,7 @@ class DockerSource:
         interval_seconds: float,
         timeout_seconds: float,
         client_factory: Callable[[], docker.DockerClient] | None = None,
-        max_workers: int = 8,
+        max_workers: int = 64,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.interval_seconds = settings.poll_interval_seconds or interval_seconds
@@ -129,17 +131,9 @@ class DockerSource:
         self._name_globs = settings.containers
         self._log_budget = settings.log_bytes_per_cycle
         self._timeout = timeout_seconds
-        self._factory = client_factory or (
-            lambda: (
-                docker.DockerClient(
-                    base_url=settings.docker_host,
-                    version="auto",
-                    timeout=int(max(1, timeout_seconds)),
-                )
-                if settings.docker_host
-                else docker.from_env(version="auto", timeout=int(max(1, timeout_seconds)))
-            )
-        )
+        self._factory = client_factory or (lambda: _client(settings, timeout_seconds, max_workers))
+        # dockerd answers a one-shot stats read at its next 1 s collection tick: reads issued
+        # together share that tick, so every running container is read at once.
         self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="docker")
         self._clock = clock
         self._client: docker.DockerClient | None = None
@@ -213,7 +207,7 @@ class DockerSource:
     def _read_containers(
         self, client: docker.DockerClient, listing: list[dict[str, Any]], warnings: list[str]
     ) -> list[ContainerReading]:
-        wanted = [entry for entry in listing if self._wanted(_name(entry))]
+        wanted = [entry for entry in listing if self._wanted(entry)]
         running = [entry for entry in wanted if entry.get("State") == "running"]
         ids = [entry["Id"] for entry in running]
         inspected = zip(ids, self._pool.map(lambda cid: _inspect(client, cid), ids), strict=True)
@@ -227,8 +221,15 @@ class DockerSource:
             readings.append(self._reading(entry, attrs, stats.get(entry["Id"]), warnings))
         return readings
 
-    def _wanted(self, name: str) -> bool:
-        return any(fnmatch.fnmatchcase(name, glob) for glob in self._name_globs)
+    def _wanted(self, entry: Mapping[str, Any]) -> bool:
+        """vLLM containers always; others when their name matches INFERWATCH_DOCKER_CONTAINERS."""
+        name = _name(entry)
+        return self._is_vllm_image(str(entry.get("Image") or "")) or any(
+            fnmatch.fnmatchcase(name, glob) for glob in self._name_globs
+        )
+
+    def _is_vllm_image(self, reference: str) -> bool:
+        return c.repository_matches(c.parse_image_reference(reference).repository, self._patterns)
 
     def _reading(
         self,
@@ -283,7 +284,9 @@ class DockerSource:
             if tracked is None or tracked.id != container_id:
                 tracked = _Tracked(id=container_id, started_at=started)
                 tracked.restarts = int(attrs.get("RestartCount") or 0)
-                tracked.log_since_ns = _parse_timestamp_ns(started) or 0
+                # Docker stamps StartedAt after the process began: its first lines come earlier.
+                started_ns = c.parse_timestamp_ns(started)
+                tracked.log_since_ns = max(0, started_ns - _START_SLACK_NS) if started_ns else 0
                 self._tracked[name] = tracked
             elif started and tracked.started_at and started != tracked.started_at:
                 tracked.restarts += 1
@@ -302,7 +305,9 @@ class DockerSource:
         self, client: docker.DockerClient, reading: ContainerReading, tracked: _Tracked
     ) -> None:
         """Read the log from where the last poll stopped, at most the byte budget per poll."""
-        since = tracked.log_since_ns / 1e9 if tracked.log_since_ns else None
+        # The SDK sends "since" as a float, which cannot hold nanoseconds: ask from a little
+        # earlier and let the timestamps decide what was already counted.
+        since = (tracked.log_since_ns - _SINCE_SLACK_NS) / 1e9 if tracked.log_since_ns else None
         try:
             stream = client.api.logs(
                 reading.id,
@@ -316,45 +321,46 @@ class DockerSource:
         except (docker.errors.DockerException, requests.RequestException) as exc:
             log.debug("logs of %s unavailable: %s", reading.name, exc)
             return
+        to_skip = tracked.frames_at_since
         try:
             read = 0
             for frame in stream:
-                read += len(frame)
-                self._count_frame(frame, tracked)
+                to_skip, counted = self._count_frame(frame, tracked, to_skip)
+                read += len(frame) if counted else 0
                 if read >= self._log_budget:
                     break  # the rest waits for the next poll
         finally:
             stream.close()
 
     @staticmethod
-    def _count_frame(frame: bytes, tracked: _Tracked) -> None:
+    def _count_frame(frame: bytes, tracked: _Tracked, to_skip: int) -> tuple[int, bool]:
         """One log message as the daemon frames it: ``<RFC 3339 time> <text>``. Lines over
         16 KiB arrive as several frames, only the last ending in a newline; a line is classified
-        once, from its first 64 KiB, when its last frame arrives."""
+        once, from its first 64 KiB, when its last frame arrives.
+
+        "since" is inclusive and frames share a timestamp (every frame of a long line does), so
+        the frames read at the last timestamp are counted and that many are skipped when the
+        next poll reads them again. Returns how many are still to skip and whether this frame
+        was new."""
         stamp, _, text = frame.decode("utf-8", "replace").partition(" ")
-        at = _parse_timestamp_ns(stamp)
-        if at is None or at <= tracked.log_since_ns:
-            return  # "since" is inclusive: the last poll counted this one
-        tracked.log_since_ns = at
+        at = c.parse_timestamp_ns(stamp)
+        if at is None or at < tracked.log_since_ns:
+            return to_skip, False
+        if at == tracked.log_since_ns:
+            if to_skip:
+                return to_skip - 1, False
+            tracked.frames_at_since += 1
+        else:
+            tracked.log_since_ns, tracked.frames_at_since = at, 1
         if len(tracked.log_partial) < _MAX_LOG_LINE:
             tracked.log_partial += text[: _MAX_LOG_LINE - len(tracked.log_partial)]
         if text.endswith("\n"):
             tracked.log_events.update(c.log_event_kinds(tracked.log_partial))
             tracked.log_partial = ""
+        return 0, True
 
     def _publish(self, readings: Sequence[ContainerReading]) -> None:
-        endpoints = tuple(
-            VLLMEndpoint(
-                instance=r.name,
-                url=r.vllm_url,
-                container=r.name,
-                image=r.image,
-                version=r.image_version,
-                gpus=r.gpus,
-            )
-            for r in readings
-            if r.is_vllm and r.state == "running" and r.vllm_url
-        )
+        endpoints = tuple(e for e in map(_endpoint, readings) if e is not None)
         self._names_by_id = {r.id: r.name for r in readings}
         with self._lock:
             present = {r.name for r in readings}
@@ -386,7 +392,7 @@ class DockerSource:
                     log.info("docker event stream reconnected")
                 failing, delay = False, 1.0
                 for event in self._stream:
-                    self._on_event(event)
+                    self._on_event(event, client)
             except Exception as exc:  # the daemon went away: reconnect with backoff
                 if not failing and not self._stop.is_set():
                     log.warning(
@@ -397,11 +403,15 @@ class DockerSource:
                 return
             delay = min(delay * 2, 30.0)
 
-    def _on_event(self, event: Mapping[str, Any]) -> None:
+    def _on_event(self, event: Mapping[str, Any], client: docker.DockerClient) -> None:
         action = str(event.get("Action") or event.get("status") or "").split(":")[0]
         if action not in _LIFECYCLE or self._wake is None:
             return
-        container_id = str((event.get("Actor") or {}).get("ID") or event.get("id") or "")
+        actor = event.get("Actor") or {}
+        container_id = str(actor.get("ID") or event.get("id") or "")
+        image = str((actor.get("Attributes") or {}).get("image") or event.get("from") or "")
+        if action == "start" and self._is_vllm_image(image):
+            self._add_started(client, container_id)
         if action in _GONE:
             remaining = tuple(
                 e for e in self._endpoints if self._names_by_id.get(container_id) != e.container
@@ -410,6 +420,28 @@ class DockerSource:
                 self._endpoints = remaining  # gone from the next vLLM poll, which starts now
                 self._wake("vllm")
         self._wake("docker")
+
+    def _add_started(self, client: docker.DockerClient, container_id: str) -> None:
+        """A vLLM container started: poll it now, without waiting for a whole Docker poll."""
+        attrs = _inspect(client, container_id)
+        if attrs is None:
+            return
+        state = attrs.get("State") or {}
+        config = attrs.get("Config") or {}
+        entry = {
+            "Id": attrs.get("Id", container_id),
+            "Names": [attrs.get("Name") or container_id[:12]],
+            "Image": config.get("Image") or "",
+            "Labels": config.get("Labels") or {},
+            "State": state.get("Status") or "running",
+        }
+        endpoint = _endpoint(self._reading(entry, attrs, None, []))
+        if endpoint is None or endpoint in self._endpoints:
+            return
+        self._names_by_id = {**self._names_by_id, entry["Id"]: endpoint.container}
+        self._endpoints = (*[e for e in self._endpoints if e.url != endpoint.url], endpoint)
+        if self._wake is not None:
+            self._wake("vllm")
 
     async def aclose(self) -> None:
         self._stop.set()
@@ -422,6 +454,17 @@ class DockerSource:
         self._drop_client()
 
 
+def _client(settings: DockerSettings, timeout: float, pool_size: int) -> docker.DockerClient:
+    options: dict[str, Any] = {
+        "version": "auto",
+        "timeout": int(max(1, timeout)),
+        "max_pool_size": pool_size,
+    }
+    if settings.docker_host:
+        return docker.DockerClient(base_url=settings.docker_host, **options)
+    return docker.from_env(**options)
+
+
 def _close_quietly(stream: Any) -> None:
     try:
         stream.close()
@@ -432,6 +475,19 @@ def _close_quietly(stream: Any) -> None:
 def _name(entry: Mapping[str, Any]) -> str:
     names = entry.get("Names") or [entry.get("Id", "")[:12]]
     return str(names[0]).lstrip("/")
+
+
+def _endpoint(reading: ContainerReading) -> VLLMEndpoint | None:
+    if not (reading.is_vllm and reading.state == "running" and reading.vllm_url):
+        return None
+    return VLLMEndpoint(
+        instance=reading.name,
+        url=reading.vllm_url,
+        container=reading.name,
+        image=reading.image,
+        version=reading.image_version,
+        gpus=reading.gpus,
+    )
 
 
 def _inspect(client: docker.DockerClient, container_id: str) -> dict[str, Any] | None:
@@ -448,19 +504,6 @@ def _stats(client: docker.DockerClient, container_id: str) -> dict[str, Any] | N
     except (docker.errors.NotFound, docker.errors.APIError):
         return None
     return stats
-
-
-def _parse_timestamp_ns(stamp: str) -> int | None:
-    """RFC 3339 with nanoseconds (Docker's timestamps) -> Unix nanoseconds."""
-    if not stamp or stamp.startswith("0001-"):
-        return None
-    try:
-        whole, _, fraction = stamp.rstrip("Z").partition(".")
-        seconds = datetime.fromisoformat(whole + "+00:00").timestamp()
-    except ValueError:
-        return None
-    digits = "".join(ch for ch in fraction if ch.isdigit())[:9].ljust(9, "0")
-    return int(seconds) * 1_000_000_000 + int(digits)
 
 
 def _docker_info(info: Mapping[str, Any]) -> Metric:

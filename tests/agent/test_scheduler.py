@@ -119,7 +119,7 @@ async def test_scheduler_polls_every_source_and_a_hung_one_blocks_nobody() -> No
         assert set(next_runs) == {"fast", "stuck"}
         assert all(isinstance(t, float) for t in next_runs.values())
     finally:
-        scheduler.shutdown()
+        await scheduler.shutdown()
     assert stuck.max_running == 1  # max_instances=1: a slow poll is never stacked
     assert store.records()["stuck"].latest.error == "poll exceeded its 0.3s timeout"  # type: ignore[union-attr]
 
@@ -135,4 +135,4 @@ async def test_run_soon_polls_before_the_next_tick() -> None:
             scheduler.run_soon("vllm")
             await source.wait_for_polls(2)
     finally:
-        scheduler.shutdown()
+        await scheduler.shutdown()

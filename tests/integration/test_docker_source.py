@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import docker
 import httpx
@@ -353,3 +353,69 @@ async def _eventually(
             return value
         await asyncio.sleep(interval)
     return await read()
+
+
+async def test_the_event_stream_reconnects_after_a_daemon_restart(
+    dockerd: Dockerd, docker_client: docker.DockerClient
+) -> None:
+    source = docker_source(dockerd)
+    woken: asyncio.Queue[str] = asyncio.Queue()
+    loop = asyncio.get_running_loop()
+
+    def wake(name: str) -> None:
+        loop.call_soon_threadsafe(woken.put_nowait, name)
+
+    source.watch(wake)
+    try:
+        assert (await source.collect()).state is SourceState.UP
+        await asyncio.to_thread(dockerd.restart)
+        # The poll after the restart reconnects; the event stream comes back by itself.
+        assert (await source.collect()).state is SourceState.UP
+        while not woken.empty():
+            woken.get_nowait()
+        async with asyncio.timeout(20):
+            while True:
+                run(docker_client, "example/tool:1.0", f"after-{time.monotonic_ns()}", SLEEP)
+                try:
+                    async with asyncio.timeout(2):
+                        assert await woken.get() == "docker"
+                    break
+                except TimeoutError:
+                    continue  # the stream was still reconnecting: the next start will be seen
+    finally:
+        await source.aclose()
+
+
+async def test_a_container_vanishing_between_list_and_inspect_is_skipped(
+    dockerd: Dockerd, docker_client: docker.DockerClient
+) -> None:
+    doomed = run(docker_client, VLLM, "doomed", SLEEP)
+    run(docker_client, VLLM, "stays", SLEEP)
+
+    def racing_client() -> docker.DockerClient:
+        """The daemon removes a container right after listing it, as a real race would."""
+        client = dockerd.client()
+        listing = client.api.containers
+
+        def containers(**kwargs: Any) -> Any:
+            found = listing(**kwargs)
+            doomed.remove(force=True)
+            return found
+
+        client.api.containers = containers  # type: ignore[method-assign,assignment]
+        return client
+
+    source = DockerSource(
+        DockerSettings(DOCKER_HOST=dockerd.url),
+        vllm_image_patterns=["vllm/vllm-openai"],
+        interval_seconds=30,
+        timeout_seconds=10,
+        client_factory=racing_client,
+    )
+    try:
+        collection = await source.collect()
+    finally:
+        await source.aclose()
+    assert collection.state is SourceState.UP
+    assert set(by_container(exposed(collection)["inferwatch_container_info"])) == {"stays"}
+    assert [e.instance for e in source.endpoints()] == []  # no URL label, no network: not pollable
