@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agent import __version__
 from agent.exposition import Exposition
@@ -14,12 +14,14 @@ from agent.scheduler import AgentScheduler, Poller
 from agent.settings import ALL_SOURCES, Settings
 from agent.sources.base import Source, Watching
 from agent.sources.cgroup import container_id_for_pid
-from agent.sources.docker import DockerSource
 from agent.sources.litellm import LiteLLMSource
 from agent.sources.nvml import NVMLSource
 from agent.sources.nvml_binding import NVMLBinding, RealNVML
 from agent.sources.vllm import VLLMSource
 from agent.store import Store
+
+if TYPE_CHECKING:
+    from agent.sources.docker import DockerSource
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +45,8 @@ def build_sources(
     sources: list[Source] = []
     docker: DockerSource | None = None
     if "docker" in wanted:
+        from agent.sources.docker import DockerSource  # the SDK costs ~15 MB: only when used
+
         docker = DockerSource(
             settings.docker,
             vllm_image_patterns=settings.vllm.image_patterns,
