@@ -14,6 +14,7 @@ from agent.scheduler import AgentScheduler, Poller
 from agent.settings import ALL_SOURCES, Settings
 from agent.sources.base import Source, Watching
 from agent.sources.cgroup import container_id_for_pid
+from agent.sources.inventory import InventorySource
 from agent.sources.litellm import LiteLLMSource
 from agent.sources.nvml import NVMLSource
 from agent.sources.nvml_binding import NVMLBinding, RealNVML
@@ -101,10 +102,17 @@ def _container_names(docker: DockerSource | None) -> Callable[[int], str | None]
 
 
 class Agent:
-    def __init__(self, settings: Settings, sources: Sequence[Source] | None = None) -> None:
+    def __init__(
+        self, settings: Settings, sources: Sequence[Source] | None = None, *, inventory: bool = True
+    ) -> None:
         self.settings = settings
         self.sources = list(sources) if sources is not None else build_sources(settings)
-        self.store = Store([s.name for s in self.sources])
+        names = [s.name for s in self.sources]
+        self.store = Store([*names, InventorySource.name] if inventory else names)
+        if inventory:
+            self.sources.append(
+                InventorySource(self.store, interval_seconds=settings.agent.poll_interval_seconds)
+            )
         self.exposition = Exposition(self.store, __version__)
         self.poller = Poller(self.store, self._timeout_for)
         self.scheduler = AgentScheduler(self.sources, self.poller, settings.agent.jitter_seconds)
@@ -132,6 +140,7 @@ class Agent:
                 "/api/v1/sources": self.sources_view,
                 "/api/v1/containers": lambda: self._data("docker", "containers"),
                 "/api/v1/gpus": lambda: self._data("nvml", "gpus"),
+                "/api/v1/models": lambda: self._data("inventory", "models"),
             },
         )
         self.http.start_in_thread()
@@ -163,7 +172,7 @@ class Agent:
         next_runs = self.scheduler.next_runs()
         records = self.store.records()
         view = []
-        for name in ALL_SOURCES:
+        for name in [*ALL_SOURCES, *(n for n in records if n not in ALL_SOURCES)]:
             record = records.get(name)
             latest = record.latest if record else None
             view.append(

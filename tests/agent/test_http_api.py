@@ -36,7 +36,7 @@ async def running() -> AsyncIterator[tuple[Agent, str]]:
 
 
 def _agent(sources: Sequence[Source]) -> Agent:
-    return Agent(Settings(), sources=sources)
+    return Agent(Settings(), sources=sources, inventory=False)
 
 
 async def _get(url: str, **headers: str) -> httpx.Response:
