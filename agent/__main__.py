@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from agent import __version__
-from agent.app import Agent, build_sources
+from agent.app import Agent
 from agent.demo import demo_stack
 from agent.settings import Settings
 
@@ -64,14 +64,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         except ValueError as exc:  # pydantic's ValidationError names every bad setting
             print(f"inferwatch-agent: invalid settings:\n{exc}", file=sys.stderr)
             return 2
-        sources = (
-            build_sources(
-                settings, nvml_binding=demo.nvml, container_for_pid=demo.container_for_pid
-            )
+        agent = (
+            Agent(settings, nvml_binding=demo.nvml, container_for_pid=demo.container_for_pid)
             if demo is not None
-            else None
+            else Agent(settings)
         )
-        agent = Agent(settings, sources)
         if args.once:
             asyncio.run(agent.run_once())
             sys.stdout.buffer.write(agent.exposition.page.text)

@@ -14,7 +14,9 @@ from agent.scheduler import AgentScheduler, Poller
 from agent.settings import ALL_SOURCES, Settings
 from agent.sources.base import Source, Watching
 from agent.sources.cgroup import container_id_for_pid
+from agent.sources.huggingface import HuggingFaceSource
 from agent.sources.inventory import InventorySource
+from agent.sources.langfuse import LangfuseSource
 from agent.sources.litellm import LiteLLMSource
 from agent.sources.nvml import NVMLSource
 from agent.sources.nvml_binding import NVMLBinding, RealNVML
@@ -27,17 +29,19 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-AVAILABLE_SOURCES = ("litellm", "vllm", "docker", "nvml")
+AVAILABLE_SOURCES = ALL_SOURCES
 
 
 def build_sources(
     settings: Settings,
+    store: Store,
     *,
     nvml_binding: Callable[[], NVMLBinding] = RealNVML,
     container_for_pid: Callable[[int], str | None] | None = None,
 ) -> list[Source]:
-    """The enabled sources, wired to each other: Docker discovery feeds the vLLM source, and
-    Docker's container names label the GPU processes NVML reports."""
+    """The enabled sources, wired to each other: Docker discovery feeds the vLLM source,
+    Docker's container names label the GPU processes NVML reports, and the Hub source looks up
+    the models the vLLM and LiteLLM sources last reported (read from ``store``)."""
     a = settings.agent
     wanted = set(a.sources)
     missing = sorted(wanted - set(AVAILABLE_SOURCES))
@@ -85,7 +89,57 @@ def build_sources(
                 container_for_pid=container_for_pid or _container_names(docker),
             )
         )
+    if "langfuse" in wanted:
+        lf = settings.langfuse
+        sources.append(
+            LangfuseSource(
+                host=lf.host,
+                public_key=lf.public_key,
+                secret_key=lf.secret_key,
+                interval_seconds=lf.poll_interval_seconds,
+                timeout_seconds=a.http_timeout_seconds,
+                max_response_bytes=a.max_response_bytes,
+                max_pages=lf.max_pages,
+            )
+        )
+    if "huggingface" in wanted:
+        h = settings.huggingface
+        sources.append(
+            HuggingFaceSource(
+                _served_models(store),
+                endpoint=h.endpoint,
+                token=h.token,
+                cache_dir=a.cache_dir,
+                cache_ttl_seconds=a.hf_cache_ttl_seconds,
+                interval_seconds=h.poll_interval_seconds or a.poll_interval_seconds,
+                timeout_seconds=a.http_timeout_seconds,
+                max_response_bytes=a.max_response_bytes,
+                max_fetches_per_poll=h.max_fetches_per_poll,
+            )
+        )
     return sources
+
+
+def _served_models(store: Store) -> Callable[[], list[str]]:
+    """Hub repo ids of what the stack serves: vLLM model roots (not LoRA adapters) and LiteLLM
+    routes to vLLM or Hugging Face backends."""
+
+    def models() -> list[str]:
+        ids: dict[str, None] = {}
+        records = store.records()
+        vllm = records.get("vllm")
+        for instance in vllm.latest.data.get("instances", []) if vllm and vllm.latest else []:
+            for card in instance.get("models", []):
+                if card.get("parent") is None:
+                    ids[str(card.get("root") or card.get("id"))] = None
+        litellm = records.get("litellm")
+        for route in litellm.latest.data.get("models", []) if litellm and litellm.latest else []:
+            provider, _, rest = str(route.get("litellm_model") or "").partition("/")
+            if provider in ("hosted_vllm", "huggingface") and rest:
+                ids[rest] = None
+        return list(ids)
+
+    return models
 
 
 def _container_names(docker: DockerSource | None) -> Callable[[int], str | None]:
@@ -103,12 +157,28 @@ def _container_names(docker: DockerSource | None) -> Callable[[int], str | None]
 
 class Agent:
     def __init__(
-        self, settings: Settings, sources: Sequence[Source] | None = None, *, inventory: bool = True
+        self,
+        settings: Settings,
+        sources: Sequence[Source] | None = None,
+        *,
+        inventory: bool = True,
+        nvml_binding: Callable[[], NVMLBinding] = RealNVML,
+        container_for_pid: Callable[[int], str | None] | None = None,
     ) -> None:
         self.settings = settings
-        self.sources = list(sources) if sources is not None else build_sources(settings)
+        self.store = Store()
+        self.sources = (
+            list(sources)
+            if sources is not None
+            else build_sources(
+                settings,
+                self.store,
+                nvml_binding=nvml_binding,
+                container_for_pid=container_for_pid,
+            )
+        )
         names = [s.name for s in self.sources]
-        self.store = Store([*names, InventorySource.name] if inventory else names)
+        self.store.register([*names, InventorySource.name] if inventory else names)
         if inventory:
             self.sources.append(
                 InventorySource(self.store, interval_seconds=settings.agent.poll_interval_seconds)

@@ -6,10 +6,18 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from agent.simulator import FakeDockerAPIThread, FakeNVML, SimulatorThread, demo_containers
+from agent.simulator import (
+    FakeDockerAPIThread,
+    FakeHubThread,
+    FakeLangfuseThread,
+    FakeNVML,
+    SimulatorThread,
+    demo_containers,
+)
 
 log = logging.getLogger(__name__)
 
@@ -27,31 +35,44 @@ class DemoStack:
 
 @contextlib.contextmanager
 def demo_stack() -> Iterator[DemoStack]:
-    with SimulatorThread() as simulator:
+    with contextlib.ExitStack() as stack:
+        simulator = stack.enter_context(SimulatorThread())
         containers = demo_containers(simulator.vllm_urls, simulator.config.vllm)
-        with FakeDockerAPIThread(containers) as docker_api:
-            owners = {
-                FAKE_PID_BASE + int(gpu): container.name
-                for container in containers
-                for gpu in container.gpus
-                if gpu.isdigit()
-            }
-            nvml = FakeNVML()
-            overrides = {
-                "LITELLM_URL": simulator.litellm_url,
-                "LITELLM_API_KEY": simulator.litellm_master_key,
-                "DOCKER_HOST": docker_api.base_url,
-            }
-            log.info(
-                "demo: simulated LiteLLM at %s, Docker Engine API at %s (%d vLLM containers),"
-                " %d GPUs",
-                simulator.litellm_url,
-                docker_api.base_url,
-                len(simulator.vllm_urls),
-                nvml.count,
-            )
-            with _environment(overrides):
-                yield DemoStack(nvml=lambda: nvml, container_for_pid=owners.get)
+        docker_api = stack.enter_context(FakeDockerAPIThread(containers))
+        langfuse = stack.enter_context(FakeLangfuseThread())
+        hub = stack.enter_context(FakeHubThread())
+        owners = {
+            FAKE_PID_BASE + int(gpu): container.name
+            for container in containers
+            for gpu in container.gpus
+            if gpu.isdigit()
+        }
+        nvml = FakeNVML()
+        overrides = {
+            "LITELLM_URL": simulator.litellm_url,
+            "LITELLM_API_KEY": simulator.litellm_master_key,
+            "DOCKER_HOST": docker_api.base_url,
+            "LANGFUSE_HOST": langfuse.url,
+            "LANGFUSE_PUBLIC_KEY": langfuse.public_key,
+            "LANGFUSE_SECRET_KEY": langfuse.secret_key,
+            "HF_ENDPOINT": hub.url,
+            "HF_TOKEN": hub.token,
+            # The demo's Hub answers differ from the real Hub's: keep them out of the real cache.
+            "INFERWATCH_CACHE_DIR": stack.enter_context(tempfile.TemporaryDirectory()),
+            "INFERWATCH_LANGFUSE_POLL_INTERVAL_SECONDS": "30",
+        }
+        log.info(
+            "demo: simulated LiteLLM at %s, Docker Engine API at %s (%d vLLM containers),"
+            " %d GPUs, Langfuse at %s, Hugging Face Hub at %s",
+            simulator.litellm_url,
+            docker_api.base_url,
+            len(simulator.vllm_urls),
+            nvml.count,
+            langfuse.url,
+            hub.url,
+        )
+        stack.enter_context(_environment(overrides))
+        yield DemoStack(nvml=lambda: nvml, container_for_pid=owners.get)
 
 
 @contextlib.contextmanager

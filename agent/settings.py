@@ -146,6 +146,37 @@ class DockerSettings(_Base):
     _split = field_validator("containers", mode="before")(_split_csv)
 
 
+def _default_langfuse_host() -> str:
+    return f"http://localhost:{os.environ.get('LANGFUSE_PORT', '3000')}"
+
+
+class LangfuseSettings(_Base):
+    """Connection to Langfuse's public API."""
+
+    host: str = Field(
+        default_factory=_default_langfuse_host, validation_alias=AliasChoices("LANGFUSE_HOST")
+    )
+    public_key: SecretStr | None = Field(None, validation_alias=AliasChoices("LANGFUSE_PUBLIC_KEY"))
+    secret_key: SecretStr | None = Field(None, validation_alias=AliasChoices("LANGFUSE_SECRET_KEY"))
+    max_pages: int = Field(50, ge=1, validation_alias=AliasChoices("INFERWATCH_LANGFUSE_MAX_PAGES"))
+    poll_interval_seconds: float = Field(
+        300.0, gt=0, validation_alias=AliasChoices("INFERWATCH_LANGFUSE_POLL_INTERVAL_SECONDS")
+    )
+
+
+class HuggingFaceSettings(_Base):
+    """The Hugging Face Hub (or a mirror) the model facts come from."""
+
+    endpoint: str = Field("https://huggingface.co", validation_alias=AliasChoices("HF_ENDPOINT"))
+    token: SecretStr | None = Field(None, validation_alias=AliasChoices("HF_TOKEN"))
+    poll_interval_seconds: float | None = Field(
+        None, gt=0, validation_alias=AliasChoices("INFERWATCH_HF_POLL_INTERVAL_SECONDS")
+    )
+    max_fetches_per_poll: int = Field(
+        10, ge=2, validation_alias=AliasChoices("INFERWATCH_HF_MAX_FETCHES_PER_POLL")
+    )
+
+
 class Settings:
     """All settings models, loaded from the environment and an optional env file."""
 
@@ -155,3 +186,5 @@ class Settings:
         self.litellm = LiteLLMSettings(_env_file=files, **overrides.get("litellm", {}))
         self.vllm = VLLMSettings(_env_file=files, **overrides.get("vllm", {}))
         self.docker = DockerSettings(_env_file=files, **overrides.get("docker", {}))
+        self.langfuse = LangfuseSettings(_env_file=files, **overrides.get("langfuse", {}))
+        self.huggingface = HuggingFaceSettings(_env_file=files, **overrides.get("huggingface", {}))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
@@ -27,13 +27,18 @@ Listener = Callable[[str], None]
 class Store:
     """Readers never lock: they read one immutable mapping; writers replace it under a lock."""
 
-    def __init__(self, sources: list[str]) -> None:
+    def __init__(self, sources: Iterable[str] = ()) -> None:
         self._lock = threading.Lock()
-        self._records: Mapping[str, SourceRecord] = MappingProxyType(
-            {name: SourceRecord(name) for name in sources}
-        )
+        self._records: Mapping[str, SourceRecord] = MappingProxyType({})
         self._listeners: list[Listener] = []
         self._first_cycle = threading.Event()
+        self.register(sources)
+
+    def register(self, sources: Iterable[str]) -> None:
+        """Sources whose first poll readiness waits for (before any poll is stored)."""
+        with self._lock:
+            new = {name: SourceRecord(name) for name in sources if name not in self._records}
+            self._records = MappingProxyType({**self._records, **new})
 
     def records(self) -> Mapping[str, SourceRecord]:
         return self._records

@@ -15,6 +15,8 @@ from agent.simulator.docker_api import (
     demo_containers,
 )
 from agent.simulator.fake_nvml import FakeNVML
+from agent.simulator.hub_api import FakeHub, FakeHubThread, HubModel
+from agent.simulator.langfuse_api import FakeLangfuse, FakeLangfuseThread
 from agent.simulator.simulator import Simulator, SimulatorThread
 from agent.simulator.vllm_metrics import LABEL_HAZARD
 
@@ -23,8 +25,13 @@ __all__ = [
     "FakeContainer",
     "FakeDockerAPI",
     "FakeDockerAPIThread",
+    "FakeHub",
+    "FakeHubThread",
+    "FakeLangfuse",
+    "FakeLangfuseThread",
     "FakeNVML",
     "Fault",
+    "HubModel",
     "Simulator",
     "SimulatorConfig",
     "SimulatorThread",
