@@ -102,6 +102,12 @@ def query_until(prometheus: str, expr: str, timeout: float = 30) -> list[dict[st
         "inferwatch_litellm_model_info",
         "inferwatch_vllm_instance_info",
         "inferwatch_build_info",
+        'inferwatch_container_info{container="vllm-0"}',
+        "DCGM_FI_DEV_GPU_UTIL",
+        "inferwatch_container_gpu_memory_bytes",
+        'inferwatch_langfuse_traces{window="today"}',
+        'inferwatch_hf_model_info{quantization="awq"}',
+        'inferwatch_model_info{backend="vllm"}',
     ],
 )
 def test_prometheus_finds_the_series(prometheus_url: str, expr: str) -> None:
