@@ -29,9 +29,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-AVAILABLE_SOURCES = ALL_SOURCES
-
-
 def build_sources(
     settings: Settings,
     store: Store,
@@ -44,9 +41,6 @@ def build_sources(
     the models the vLLM and LiteLLM sources last reported (read from ``store``)."""
     a = settings.agent
     wanted = set(a.sources)
-    missing = sorted(wanted - set(AVAILABLE_SOURCES))
-    if missing:
-        log.info("sources not in this build yet, skipped: %s", ", ".join(missing))
     sources: list[Source] = []
     docker: DockerSource | None = None
     if "docker" in wanted:

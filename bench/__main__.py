@@ -11,7 +11,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import collect, docker_host, scrape
+from bench import analytics, collect, docker_host, scrape
 
 
 def _machine() -> str:
@@ -29,7 +29,7 @@ def _machine() -> str:
 
 def main() -> int:
     sections = []
-    for benchmark in (scrape.run, collect.run, docker_host.run_benchmark):
+    for benchmark in (scrape.run, collect.run, docker_host.run_benchmark, analytics.run):
         section = benchmark()
         print(section + "\n", flush=True)
         sections.append(section)

@@ -58,6 +58,10 @@ class RequestCounter:
         with self._lock:
             return self._counts[target, path]
 
+    def total_for(self, target: str) -> int:
+        with self._lock:
+            return sum(n for (where, _), n in self._counts.items() if where == target)
+
 
 @dataclass
 class Behaviour:

@@ -164,6 +164,10 @@ class FakeLangfuse:
         """Requests on ``path`` (no query string), e.g. ``/api/public/v2/scores``."""
         return self._counter.get(TARGET, path)
 
+    @property
+    def requests_total(self) -> int:
+        return self._counter.total_for(TARGET)
+
     def set_fault(self, fault: Fault, *, delay: float = DEFAULT_FAULT_DELAY) -> None:
         """Misbehave from the next request on. REFUSE must be set on the serving loop's thread."""
         self._faults.set(TARGET, FaultState(fault, delay))
