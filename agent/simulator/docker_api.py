@@ -13,11 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import contextlib
 import re
 import shutil
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -26,6 +24,7 @@ from typing import TypeVar
 
 from aiohttp import web
 
+from agent.simulator.background import BackgroundServer
 from agent.simulator.config import VLLMInstanceSpec
 from agent.simulator.docker_daemon import Daemon
 from agent.simulator.docker_logs import cuda_oom_message, vllm_engine_core_failure
@@ -189,7 +188,7 @@ def _running_loop() -> asyncio.AbstractEventLoop | None:
         return None
 
 
-class FakeDockerAPIThread:
+class FakeDockerAPIThread(BackgroundServer[FakeDockerAPI]):
     """Runs a `FakeDockerAPI` on its own event loop in a daemon thread (the demo, sync tests)."""
 
     def __init__(
@@ -199,66 +198,12 @@ class FakeDockerAPIThread:
         clock: Callable[[], float] = time.time,
         tcp: bool = False,
     ) -> None:
-        self._api = FakeDockerAPI(containers, clock=clock)
-        self._tcp = tcp
-        self._thread: threading.Thread | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop_requested: asyncio.Event | None = None
-        self._started: concurrent.futures.Future[None] = concurrent.futures.Future()
-
-    def start(self, timeout: float = 10.0) -> FakeDockerAPI:
-        """Start serving; returns once it listens, raises what made it fail."""
-        if self._thread is not None:
-            raise RuntimeError("the fake Docker API thread is already started")
-        self._thread = threading.Thread(
-            target=self._run, name="inferwatch-fake-docker", daemon=True
+        super().__init__(
+            FakeDockerAPI(containers, clock=clock),
+            "inferwatch-fake-docker",
+            lambda api: api.start(tcp=tcp),
         )
-        self._thread.start()
-        self._started.result(timeout=timeout)
-        return self._api
 
-    def _run(self) -> None:
-        loop = asyncio.new_event_loop()
-        self._loop = loop
-        try:
-            loop.run_until_complete(self._serve())
-        finally:
-            loop.close()
-
-    async def _serve(self) -> None:
-        self._stop_requested = asyncio.Event()
-        try:
-            await self._api.start(tcp=self._tcp)
-        except BaseException as error:
-            self._started.set_exception(error)
-            return
-        self._started.set_result(None)
-        try:
-            await self._stop_requested.wait()
-        finally:
-            await self._api.stop()
-
-    def stop(self, timeout: float = 10.0) -> None:
-        loop, stop_requested, thread = self._loop, self._stop_requested, self._thread
-        if thread is None or loop is None or stop_requested is None:
-            return
-        with contextlib.suppress(RuntimeError):  # the loop already ended
-            loop.call_soon_threadsafe(stop_requested.set)
-        thread.join(timeout)
-
-    def __enter__(self) -> FakeDockerAPI:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-
-# -- the demo's containers -----------------------------------------------------------------
 
 VLLM_IMAGE_ENV = (
     "PATH=/usr/local/nvidia/bin:/usr/local/cuda/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin"

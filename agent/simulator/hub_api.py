@@ -20,8 +20,6 @@ the agent's sources by design.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
-import contextlib
 import copy
 import json
 import math
@@ -36,6 +34,7 @@ from typing import Any
 
 from aiohttp import web
 
+from agent.simulator.background import BackgroundServer
 from agent.simulator.config import Fault
 from agent.simulator.faults import (
     DEFAULT_FAULT_DELAY,
@@ -339,7 +338,7 @@ class FakeHub:
         return json_response(model.config)
 
 
-class FakeHubThread:
+class FakeHubThread(BackgroundServer[FakeHub]):
     """Runs a `FakeHub` on its own event loop in a daemon thread (the demo, sync tests)."""
 
     def __init__(
@@ -349,60 +348,9 @@ class FakeHubThread:
         clock: Callable[[], float] = time.time,
         token: str = DEFAULT_TOKEN,
     ) -> None:
-        self._hub = FakeHub(models, clock=clock, token=token)
-        self._thread: threading.Thread | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop_requested: asyncio.Event | None = None
-        self._started: concurrent.futures.Future[None] = concurrent.futures.Future()
-
-    def start(self, timeout: float = 10.0) -> FakeHub:
-        """Start serving; returns once it listens, raises what made it fail."""
-        if self._thread is not None:
-            raise RuntimeError("the fake Hub thread is already started")
-        self._thread = threading.Thread(target=self._run, name="inferwatch-fake-hub", daemon=True)
-        self._thread.start()
-        self._started.result(timeout=timeout)
-        return self._hub
-
-    def _run(self) -> None:
-        loop = asyncio.new_event_loop()
-        self._loop = loop
-        try:
-            loop.run_until_complete(self._serve())
-        finally:
-            loop.close()
-
-    async def _serve(self) -> None:
-        self._stop_requested = asyncio.Event()
-        try:
-            await self._hub.start()
-        except BaseException as error:
-            self._started.set_exception(error)
-            return
-        self._started.set_result(None)
-        try:
-            await self._stop_requested.wait()
-        finally:
-            await self._hub.stop()
-
-    def stop(self, timeout: float = 10.0) -> None:
-        loop, stop_requested, thread = self._loop, self._stop_requested, self._thread
-        if thread is None or loop is None or stop_requested is None:
-            return
-        with contextlib.suppress(RuntimeError):  # the loop already ended
-            loop.call_soon_threadsafe(stop_requested.set)
-        thread.join(timeout)
-
-    def __enter__(self) -> FakeHub:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
+        super().__init__(
+            FakeHub(models, clock=clock, token=token), "inferwatch-fake-hub", FakeHub.start
+        )
 
 
 def _bearer(request: web.Request) -> str | None:

@@ -22,12 +22,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import concurrent.futures
-import contextlib
 import json
 import math
 import random
-import threading
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from types import TracebackType
@@ -35,6 +32,7 @@ from typing import Any
 
 from aiohttp import web
 
+from agent.simulator.background import BackgroundServer
 from agent.simulator.config import Fault
 from agent.simulator.faults import (
     DEFAULT_FAULT_DELAY,
@@ -348,64 +346,11 @@ class FakeLangfuse:
         return rows
 
 
-class FakeLangfuseThread:
+class FakeLangfuseThread(BackgroundServer[FakeLangfuse]):
     """Runs a `FakeLangfuse` on its own event loop in a daemon thread (the demo, sync tests)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        self._fake = FakeLangfuse(*args, **kwargs)
-        self._thread: threading.Thread | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop_requested: asyncio.Event | None = None
-        self._started: concurrent.futures.Future[None] = concurrent.futures.Future()
-
-    def start(self, timeout: float = 10.0) -> FakeLangfuse:
-        """Start serving; returns once it listens, raises what made it fail."""
-        if self._thread is not None:
-            raise RuntimeError("the fake Langfuse thread is already started")
-        self._thread = threading.Thread(target=self._run, name="inferwatch-langfuse", daemon=True)
-        self._thread.start()
-        self._started.result(timeout=timeout)
-        return self._fake
-
-    def _run(self) -> None:
-        loop = asyncio.new_event_loop()
-        self._loop = loop
-        try:
-            loop.run_until_complete(self._serve())
-        finally:
-            loop.close()
-
-    async def _serve(self) -> None:
-        self._stop_requested = asyncio.Event()
-        try:
-            await self._fake.start()
-        except BaseException as error:
-            self._started.set_exception(error)
-            return
-        self._started.set_result(None)
-        try:
-            await self._stop_requested.wait()
-        finally:
-            await self._fake.stop()
-
-    def stop(self, timeout: float = 10.0) -> None:
-        loop, stop_requested, thread = self._loop, self._stop_requested, self._thread
-        if thread is None or loop is None or stop_requested is None:
-            return
-        with contextlib.suppress(RuntimeError):  # the loop already ended
-            loop.call_soon_threadsafe(stop_requested.set)
-        thread.join(timeout)
-
-    def __enter__(self) -> FakeLangfuse:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
+        super().__init__(FakeLangfuse(*args, **kwargs), "inferwatch-langfuse", FakeLangfuse.start)
 
 
 def _total(rows: list[UsageRow]) -> UsageRow:

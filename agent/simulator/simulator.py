@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import contextlib
 import random
 import threading
 import time
@@ -17,6 +16,7 @@ from types import TracebackType
 
 from aiohttp import web
 
+from agent.simulator.background import BackgroundServer
 from agent.simulator.config import DEFAULT_CONFIG, Fault, SimulatorConfig, VLLMInstanceSpec
 from agent.simulator.faults import Behaviour, FaultBoard, FaultState, RequestCounter
 from agent.simulator.http_common import Listener
@@ -266,63 +266,10 @@ class Simulator:
             return self._last_workload_time
 
 
-class SimulatorThread:
+class SimulatorThread(BackgroundServer[Simulator]):
     """Runs a `Simulator` on its own event loop in a daemon thread."""
 
     def __init__(
         self, config: SimulatorConfig = DEFAULT_CONFIG, *, clock: Callable[[], float] = time.time
     ) -> None:
-        self._simulator = Simulator(config, clock=clock)
-        self._thread: threading.Thread | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop_requested: asyncio.Event | None = None
-        self._started: concurrent.futures.Future[None] = concurrent.futures.Future()
-
-    def start(self, timeout: float = 10.0) -> Simulator:
-        """Start the servers; returns once they listen, raises what made them fail."""
-        if self._thread is not None:
-            raise RuntimeError("the simulator thread is already started")
-        self._thread = threading.Thread(target=self._run, name="inferwatch-simulator", daemon=True)
-        self._thread.start()
-        self._started.result(timeout=timeout)
-        return self._simulator
-
-    def _run(self) -> None:
-        loop = asyncio.new_event_loop()
-        self._loop = loop
-        try:
-            loop.run_until_complete(self._serve())
-        finally:
-            loop.close()
-
-    async def _serve(self) -> None:
-        self._stop_requested = asyncio.Event()
-        try:
-            await self._simulator.start()
-        except BaseException as error:
-            self._started.set_exception(error)
-            return
-        self._started.set_result(None)
-        try:
-            await self._stop_requested.wait()
-        finally:
-            await self._simulator.stop()
-
-    def stop(self, timeout: float = 10.0) -> None:
-        loop, stop_requested, thread = self._loop, self._stop_requested, self._thread
-        if thread is None or loop is None or stop_requested is None:
-            return
-        with contextlib.suppress(RuntimeError):  # the loop already ended
-            loop.call_soon_threadsafe(stop_requested.set)
-        thread.join(timeout)
-
-    def __enter__(self) -> Simulator:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
+        super().__init__(Simulator(config, clock=clock), "inferwatch-simulator", Simulator.start)
