@@ -8,11 +8,33 @@ import contextlib
 import threading
 from collections.abc import Awaitable, Callable
 from types import TracebackType
-from typing import Generic, Protocol, TypeVar
+from typing import Generic, Protocol, Self, TypeVar
 
 
 class Stoppable(Protocol):
     async def stop(self) -> None: ...
+
+
+class AsyncServer:
+    """``async with`` for a simulated server: ``start()`` on entry, ``stop()`` on exit."""
+
+    async def start(self) -> None:
+        raise NotImplementedError
+
+    async def stop(self) -> None:
+        raise NotImplementedError
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.stop()
 
 
 S = TypeVar("S", bound=Stoppable)

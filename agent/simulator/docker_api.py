@@ -19,12 +19,12 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from types import MappingProxyType, TracebackType
+from types import MappingProxyType
 from typing import TypeVar
 
 from aiohttp import web
 
-from agent.simulator.background import BackgroundServer
+from agent.simulator.background import AsyncServer, BackgroundServer
 from agent.simulator.config import VLLMInstanceSpec
 from agent.simulator.docker_daemon import Daemon
 from agent.simulator.docker_logs import cuda_oom_message, vllm_engine_core_failure
@@ -47,7 +47,7 @@ CROSS_THREAD_TIMEOUT_SECONDS = 5.0
 SOCKET_NAME = "docker.sock"
 
 
-class FakeDockerAPI:
+class FakeDockerAPI(AsyncServer):
     """The fake daemon's server. Its container methods may be called from any thread (they
     run on the server's loop and return once done); `start` and `stop` run on that loop."""
 
@@ -109,18 +109,6 @@ class FakeDockerAPI:
             self._socket_dir = None
         self._base_url = None
         self._loop = None
-
-    async def __aenter__(self) -> FakeDockerAPI:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
     @property
     def base_url(self) -> str:

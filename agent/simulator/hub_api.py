@@ -29,12 +29,11 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
-from types import TracebackType
 from typing import Any
 
 from aiohttp import web
 
-from agent.simulator.background import BackgroundServer
+from agent.simulator.background import AsyncServer, BackgroundServer
 from agent.simulator.config import Fault
 from agent.simulator.faults import (
     DEFAULT_FAULT_DELAY,
@@ -163,7 +162,7 @@ class _RateWindow:
             return remaining, reset, None
 
 
-class FakeHub:
+class FakeHub(AsyncServer):
     """A running fake Hub; `url` is what `HF_ENDPOINT` is set to. Faults, the forced rate limit
     and counts may be set and read from any thread; `start`/`stop` run on the serving loop."""
 
@@ -217,18 +216,6 @@ class FakeHub:
         if listener is not None:
             await listener.close()
         self._behaviour = None
-
-    async def __aenter__(self) -> FakeHub:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
     # -- what tests and the demo drive ---------------------------------------------------------
 

@@ -27,12 +27,11 @@ import math
 import random
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from types import TracebackType
 from typing import Any
 
 from aiohttp import web
 
-from agent.simulator.background import BackgroundServer
+from agent.simulator.background import AsyncServer, BackgroundServer
 from agent.simulator.config import Fault
 from agent.simulator.faults import (
     DEFAULT_FAULT_DELAY,
@@ -78,7 +77,7 @@ def major_version(version: str) -> int:
     return int(head) if head.isdigit() else 3
 
 
-class FakeLangfuse:
+class FakeLangfuse(AsyncServer):
     """A running fake Langfuse; ``url`` is what ``LANGFUSE_HOST`` is set to. Faults, the rate
     limit and counts may be set from any thread; ``start``/``stop`` run on the serving loop."""
 
@@ -137,18 +136,6 @@ class FakeLangfuse:
         if listener is not None:
             await listener.close()
         self._behaviour = None
-
-    async def __aenter__(self) -> FakeLangfuse:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
     # -- what tests and the demo drive ---------------------------------------------------------
 

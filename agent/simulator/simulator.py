@@ -12,11 +12,10 @@ import random
 import threading
 import time
 from collections.abc import Callable
-from types import TracebackType
 
 from aiohttp import web
 
-from agent.simulator.background import BackgroundServer
+from agent.simulator.background import AsyncServer, BackgroundServer
 from agent.simulator.config import DEFAULT_CONFIG, Fault, SimulatorConfig, VLLMInstanceSpec
 from agent.simulator.faults import Behaviour, FaultBoard, FaultState, RequestCounter
 from agent.simulator.http_common import Listener
@@ -42,7 +41,7 @@ def vllm_target(index: int) -> str:
     return f"vllm:{index}"
 
 
-class Simulator:
+class Simulator(AsyncServer):
     """A running simulated serving stack; see `agent.simulator` for the endpoints."""
 
     def __init__(
@@ -165,18 +164,6 @@ class Simulator:
         await asyncio.gather(*(listener.close() for listener in listeners))
         self._behaviour = None
         self._loop = None
-
-    async def __aenter__(self) -> Simulator:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
     # -- what callers see ------------------------------------------------------------------
 
