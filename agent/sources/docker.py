@@ -142,6 +142,7 @@ class DockerSource:
         self._last_error: UpstreamError | None = None
         self._tracked: dict[str, _Tracked] = {}  # by container name
         self._lock = threading.Lock()
+        self._polling = threading.Lock()
         self._endpoints: tuple[VLLMEndpoint, ...] = ()
         self._names_by_id: dict[str, str] = {}
         self._wake: Wake | None = None
@@ -163,6 +164,15 @@ class DockerSource:
         return await asyncio.to_thread(self._poll)
 
     def _poll(self) -> Collection:
+        # A poll that overran its timeout was cancelled, but its thread cannot be: never run two.
+        if not self._polling.acquire(blocking=False):
+            raise UpstreamError(f"the previous poll of {self._where} is still running")
+        try:
+            return self._poll_once()
+        finally:
+            self._polling.release()
+
+    def _poll_once(self) -> Collection:
         client = self._connect()
         try:
             info = client.info()

@@ -6,6 +6,7 @@ import asyncio
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
@@ -22,6 +23,7 @@ from agent.simulator import Simulator
 from agent.snapshot import Collection, SourceState
 from agent.sources.docker import DockerSource
 from agent.sources.vllm import VLLMSource
+from agent.upstream import UpstreamError
 from tests.integration.conftest import REPO, free_port
 from tests.integration.dockerd import Dockerd, run
 
@@ -419,3 +421,43 @@ async def test_a_container_vanishing_between_list_and_inspect_is_skipped(
     assert collection.state is SourceState.UP
     assert set(by_container(exposed(collection)["inferwatch_container_info"])) == {"stays"}
     assert [e.instance for e in source.endpoints()] == []  # no URL label, no network: not pollable
+
+
+async def test_a_poll_stuck_in_its_thread_is_never_run_twice(dockerd: Dockerd) -> None:
+    release = threading.Event()
+
+    def stuck_client() -> docker.DockerClient:
+        client = dockerd.client()
+        info = client.info
+
+        def slow_info() -> Any:
+            release.wait(10)  # the daemon hangs on this call
+            return info()
+
+        client.info = slow_info  # type: ignore[method-assign]
+        return client
+
+    source = DockerSource(
+        DockerSettings(DOCKER_HOST=dockerd.url),
+        vllm_image_patterns=["vllm/vllm-openai"],
+        interval_seconds=30,
+        timeout_seconds=10,
+        client_factory=stuck_client,
+    )
+    try:
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0.3):  # the scheduler's hard timeout cuts the poll
+                await source.collect()
+        with pytest.raises(UpstreamError, match=r"previous poll .* is still running"):
+            await source.collect()
+        release.set()
+        async with asyncio.timeout(10):
+            while True:  # the stuck thread finishes; then polls run again
+                try:
+                    assert (await source.collect()).state is SourceState.UP
+                    break
+                except UpstreamError:
+                    await asyncio.sleep(0.05)
+    finally:
+        release.set()
+        await source.aclose()
