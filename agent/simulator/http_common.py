@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 import socket
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -11,7 +12,7 @@ from typing import Any
 from aiohttp import web
 
 from agent.simulator.config import Fault
-from agent.simulator.faults import Behaviour
+from agent.simulator.faults import Behaviour, FaultBoard, RequestCounter
 from agent.simulator.textformat import CONTENT_TYPE
 
 JSON_CONTENT_TYPE = "application/json"
@@ -104,6 +105,30 @@ async def _stream_endless(
     except ConnectionResetError:
         pass
     return response
+
+
+SHUTDOWN_TIMEOUT_SECONDS = 1.0
+
+
+def plain_behaviour(faults: FaultBoard, counter: RequestCounter) -> Behaviour:
+    """A server's behaviour with no added latency or random failures (only injected faults)."""
+    return Behaviour(
+        faults=faults,
+        counter=counter,
+        latency_seconds=0.0,
+        failure_rate=0.0,
+        rng=random.Random(0),
+        stopping=asyncio.Event(),
+    )
+
+
+async def open_listener(app: web.Application, host: str, port: int) -> Listener:
+    """Set ``app`` up and bind its socket; it serves from the next turn of the loop."""
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT_SECONDS)
+    await runner.setup()
+    listener = Listener(runner, host, port)
+    listener.open()
+    return listener
 
 
 class Listener:

@@ -19,11 +19,9 @@ the agent's sources by design.
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import json
 import math
-import random
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -42,7 +40,14 @@ from agent.simulator.faults import (
     FaultState,
     RequestCounter,
 )
-from agent.simulator.http_common import Handler, Listener, fault_middleware, json_response
+from agent.simulator.http_common import (
+    Handler,
+    Listener,
+    fault_middleware,
+    json_response,
+    open_listener,
+    plain_behaviour,
+)
 
 TARGET = "hub"
 DEFAULT_TOKEN = "hf_simulatedHubToken0123456789"
@@ -52,7 +57,6 @@ PRIVATE = "acme-ai/private-chat-8b"
 # The anonymous API quota: ~500 calls per 5-minute window.
 QUOTA = 500
 WINDOW_SECONDS = 300.0
-SHUTDOWN_TIMEOUT_SECONDS = 1.0
 BLOB_FIELDS = ("blobId", "size", "lfs")
 
 
@@ -190,20 +194,8 @@ class FakeHub(AsyncServer):
         """Listen on an ephemeral loopback port; returns once it accepts connections."""
         if self._listener is not None:
             raise RuntimeError("the fake Hub is already started")
-        self._behaviour = Behaviour(
-            faults=self._faults,
-            counter=self._counter,
-            latency_seconds=0.0,
-            failure_rate=0.0,
-            rng=random.Random(0),
-            stopping=asyncio.Event(),
-        )
-        runner = web.AppRunner(
-            self._app(self._behaviour), access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT_SECONDS
-        )
-        await runner.setup()
-        self._listener = Listener(runner, self._host, 0)
-        self._listener.open()
+        self._behaviour = plain_behaviour(self._faults, self._counter)
+        self._listener = await open_listener(self._app(self._behaviour), self._host, 0)
         await self._listener.wait_serving()
         if self._faults.get(TARGET).fault is Fault.REFUSE:
             self._listener.refuse()

@@ -19,12 +19,10 @@ Every other path needs HTTP Basic auth (public key as user, secret key as passwo
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import json
 import math
-import random
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -40,7 +38,14 @@ from agent.simulator.faults import (
     FaultState,
     RequestCounter,
 )
-from agent.simulator.http_common import Handler, Listener, fault_middleware, json_response
+from agent.simulator.http_common import (
+    Handler,
+    Listener,
+    fault_middleware,
+    json_response,
+    open_listener,
+    plain_behaviour,
+)
 from agent.simulator.langfuse_workload import (
     LangfuseWorkload,
     UsageRow,
@@ -55,7 +60,6 @@ TARGET = "langfuse"
 DEFAULT_MODELS = ("meta-llama/Llama-3.1-8B-Instruct", "Qwen/Qwen2.5-7B-Instruct-AWQ", "gpt-4o-mini")
 MAX_LIMIT = 100
 DEFAULT_LIMIT = 50
-SHUTDOWN_TIMEOUT_SECONDS = 1.0
 PUBLIC = "/api/public"
 V3_ONLY = ("/metrics/daily", "/metrics", "/traces", "/sessions", "/v2/scores")
 V4_ONLY = ("/v2/metrics", "/v3/scores")
@@ -112,20 +116,8 @@ class FakeLangfuse(AsyncServer):
         """Listen on an ephemeral loopback port; returns once it accepts connections."""
         if self._listener is not None:
             raise RuntimeError("the fake Langfuse is already started")
-        self._behaviour = Behaviour(
-            faults=self._faults,
-            counter=self._counter,
-            latency_seconds=0.0,
-            failure_rate=0.0,
-            rng=random.Random(0),
-            stopping=asyncio.Event(),
-        )
-        runner = web.AppRunner(
-            self._app(self._behaviour), access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT_SECONDS
-        )
-        await runner.setup()
-        self._listener = Listener(runner, self._host, 0)
-        self._listener.open()
+        self._behaviour = plain_behaviour(self._faults, self._counter)
+        self._listener = await open_listener(self._app(self._behaviour), self._host, 0)
         await self._listener.wait_serving()
 
     async def stop(self) -> None:

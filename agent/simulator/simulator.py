@@ -18,7 +18,7 @@ from aiohttp import web
 from agent.simulator.background import AsyncServer, BackgroundServer
 from agent.simulator.config import DEFAULT_CONFIG, Fault, SimulatorConfig, VLLMInstanceSpec
 from agent.simulator.faults import Behaviour, FaultBoard, FaultState, RequestCounter
-from agent.simulator.http_common import Listener
+from agent.simulator.http_common import Listener, open_listener
 from agent.simulator.litellm_catalog import (
     LatencyProfile,
     build_streams,
@@ -33,7 +33,6 @@ from agent.simulator.workload import Workload
 LITELLM = "litellm"
 # The simulated servers have been up this long (in workload seconds) when the simulator starts.
 WARMUP_SECONDS = 3600.0
-SHUTDOWN_TIMEOUT_SECONDS = 1.0
 CROSS_THREAD_TIMEOUT_SECONDS = 5.0
 
 
@@ -118,11 +117,7 @@ class Simulator(AsyncServer):
         return 0 if self.config.port_base is None else self.config.port_base + offset
 
     async def _listen(self, target: str, app: web.Application, port: int) -> None:
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT_SECONDS)
-        await runner.setup()
-        listener = Listener(runner, self.config.host, port)
-        self._listeners[target] = listener
-        listener.open()
+        self._listeners[target] = await open_listener(app, self.config.host, port)
 
     def _metrics_renderer(self, metrics: VLLMMetrics) -> Callable[[], str]:
         def render() -> str:

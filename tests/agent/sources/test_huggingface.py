@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
-import subprocess
 from collections.abc import AsyncIterator
 from importlib import resources
 from pathlib import Path
@@ -31,6 +29,7 @@ from agent.sources.hf_facts import (
     parameter_count,
 )
 from agent.sources.huggingface import BACKOFF_CAP_SECONDS, HuggingFaceSource, RateGate
+from tests.promtool import needs_promtool, promtool_findings
 
 DAY = 86400.0
 SERVED = [LLAMA, QWEN_AWQ]
@@ -440,10 +439,7 @@ def test_cache_entries_round_trip_and_reject_other_models(tmp_path: Path) -> Non
 # -- exposition ----------------------------------------------------------------------------
 
 
-PROMTOOL = shutil.which("promtool") or "/usr/bin/promtool"
-
-
-@pytest.mark.skipif(not Path(PROMTOOL).exists(), reason="promtool is not installed")
+@needs_promtool
 async def test_exposition_parses_and_passes_promtool(sources: Sources, hub: FakeHub) -> None:
     collection = await sources([*SERVED, PRIVATE, "/models/x"], token=hub.token).collect()
     text = _text(collection)
@@ -457,13 +453,4 @@ async def test_exposition_parses_and_passes_promtool(sources: Sources, hub: Fake
         "inferwatch_hf_requests",
     }
     assert "inferwatch_hf_requests_total 6.0" in text  # 3 x (info + config.json)
-    checked = await asyncio.to_thread(
-        subprocess.run,
-        [PROMTOOL, "check", "metrics"],
-        input=text.encode(),
-        capture_output=True,
-        timeout=30,
-        check=False,
-    )
-    assert checked.returncode == 0, checked.stdout.decode() + checked.stderr.decode()
-    assert checked.stdout.decode().strip() == ""
+    assert await asyncio.to_thread(promtool_findings, text) == ""
