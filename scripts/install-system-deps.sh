@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs the system packages the tests and the demo use, when they are missing: Prometheus and
-# promtool, and dockerd with a static busybox (the tests start their own daemon and build a tiny
-# image from it). Needs root or sudo; without either it says what to install and exits 0, and the
-# tests that need these parts skip with that reason.
+# promtool, dockerd with a static busybox (the tests start their own daemon and build a tiny
+# image from it), and Chromium for the Grafana driver (Playwright cannot download browsers here).
+# Needs root or sudo; without either it says what to install and exits 0, and the tests that need
+# these parts skip with that reason.
 set -euo pipefail
 
 missing=()
@@ -10,6 +11,7 @@ command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 command -v dockerd >/dev/null 2>&1 || missing+=(docker.io)
 dpkg -s busybox-static >/dev/null 2>&1 || missing+=(busybox-static)
+[ -x /usr/bin/chromium ] || missing+=(chromium)
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 if [ "$(id -u)" -eq 0 ]; then sudo=""; elif command -v sudo >/dev/null 2>&1; then sudo="sudo"; else
