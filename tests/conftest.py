@@ -6,6 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.stack import demo_agent_url, demo_prometheus_url
+
+__all__ = ["demo_agent_url", "demo_prometheus_url"]
+
 FIXTURES = Path(__file__).parent / "fixtures"
 
 

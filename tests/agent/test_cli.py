@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.integration.conftest import free_port
+from tests.stack import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 

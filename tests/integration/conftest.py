@@ -7,65 +7,26 @@ installed skips its tests with the reason and the command that installs it.
 from __future__ import annotations
 
 import os
-import shutil
-import socket
 import subprocess
-import time
 from collections.abc import Iterator
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
 import docker
-import httpx
 import pytest
 
 from agent.simulator import Simulator, SimulatorThread
 from tests.integration.dockerd import Dockerd, start_dockerd
+from tests.stack import REPO, binary_or_skip, free_port, stop, wait_until_http_ok
 
-REPO = Path(__file__).resolve().parents[2]
 LITELLM_VENV = Path(os.environ.get("INFERWATCH_LITELLM_VENV", REPO / ".venv-litellm"))
 LITELLM_MASTER_KEY = "sk-integration-master"
 LITELLM_UPSTREAM_SECRET = "sk-upstream-secret-never-to-leak"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def wait_until_http_ok(url: str, timeout: float, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(
-                f"{process.args!r} exited with {process.returncode} before {url} answered"
-            )
-        try:
-            if httpx.get(url, timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise TimeoutError(f"{url} did not answer 200 within {timeout:g}s")
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=10)
-
-
 def _binary(name: str) -> str:
-    path = shutil.which(name)
-    if path is None:
-        pytest.skip(f"{name} is not installed: run scripts/install-system-deps.sh (make test does)")
-    return path
+    return binary_or_skip(name)
 
 
 @pytest.fixture(scope="session")

@@ -24,8 +24,8 @@ from agent.snapshot import Collection, SourceState
 from agent.sources.docker import DockerSource
 from agent.sources.vllm import VLLMSource
 from agent.upstream import UpstreamError
-from tests.integration.conftest import REPO, free_port
 from tests.integration.dockerd import Dockerd, run
+from tests.stack import REPO, free_port
 
 pytestmark = pytest.mark.integration
 
