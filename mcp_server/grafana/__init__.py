@@ -1,0 +1,1 @@
+"""Grafana: its HTTP API (api.py) and the browser that looks at its dashboards (browser.py)."""
