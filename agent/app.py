@@ -178,7 +178,7 @@ class Agent:
                 InventorySource(self.store, interval_seconds=settings.agent.poll_interval_seconds)
             )
         self.exposition = Exposition(self.store, __version__)
-        self.poller = Poller(self.store, self._timeout_for)
+        self.poller = Poller(self.store, self._timeout_for, settings.agent.max_series_per_source)
         self.scheduler = AgentScheduler(self.sources, self.poller, settings.agent.jitter_seconds)
         self.http: AgentHTTPServer | None = None
 

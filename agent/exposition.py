@@ -64,6 +64,11 @@ class SelfMetricsCollector(Collector):
             "Samples the source contributed to the last exposition.",
             labels=["source"],
         )
+        dropped = GaugeMetricFamily(
+            "inferwatch_source_series_dropped",
+            "Samples of the source's last poll left out because they exceeded the series cap.",
+            labels=["source"],
+        )
         for name, record in sorted(self._store.records().items()):
             errors.add_metric([name], record.errors_total)
             snapshot = record.latest
@@ -73,6 +78,7 @@ class SelfMetricsCollector(Collector):
             config_error.add_metric([name], float(snapshot.state is SourceState.CONFIG_ERROR))
             duration.add_metric([name], snapshot.duration_seconds)
             series.add_metric([name], snapshot.series)
+            dropped.add_metric([name], snapshot.dropped_series)
             if record.last_success is not None:
                 last_success.add_metric([name], record.last_success)
         build = GaugeMetricFamily(
@@ -81,7 +87,7 @@ class SelfMetricsCollector(Collector):
             labels=["version"],
         )
         build.add_metric([self._version], 1.0)
-        yield from (up, config_error, last_success, duration, errors, series, build)
+        yield from (up, config_error, last_success, duration, errors, series, dropped, build)
 
 
 class FamiliesCollector(Collector):

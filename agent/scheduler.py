@@ -28,9 +28,15 @@ log = logging.getLogger(__name__)
 class Poller:
     """Runs one poll of one source and stores the resulting snapshot."""
 
-    def __init__(self, store: Store, timeout_for: Callable[[Source], float]) -> None:
+    def __init__(
+        self,
+        store: Store,
+        timeout_for: Callable[[Source], float],
+        max_series: int | None = None,
+    ) -> None:
         self._store = store
         self._timeout_for = timeout_for
+        self._max_series = max_series
 
     async def poll(self, source: Source) -> Snapshot:
         started = time.time()
@@ -58,10 +64,11 @@ class Poller:
             )
         else:
             snapshot = Snapshot.from_collection(
-                source.name, collection, started, time.perf_counter() - clock
+                source.name, collection, started, time.perf_counter() - clock, self._max_series
             )
         previous = self._store.records().get(source.name)
         _log_transition(previous.latest if previous else None, snapshot)
+        _log_cap(previous.latest if previous else None, snapshot, self._max_series)
         # Rendering the new snapshot is CPU work: keep it off the event loop.
         await asyncio.to_thread(self._store.put, snapshot)
         return snapshot
@@ -102,6 +109,21 @@ def _log_transition(previous: Snapshot | None, current: Snapshot) -> None:
         return
     what = "misconfigured" if current.state is SourceState.CONFIG_ERROR else "down"
     log.warning("source %s is %s: %s", current.source, what, current.error)
+
+
+def _log_cap(previous: Snapshot | None, current: Snapshot, cap: int | None) -> None:
+    """One warning when a source starts exceeding its series cap, one line when it stops."""
+    was_over = previous is not None and previous.dropped_series > 0
+    if current.dropped_series and not was_over:
+        log.warning(
+            "source %s exceeded its cap of %s series; %d were dropped "
+            "(see inferwatch_source_series_dropped; raise INFERWATCH_MAX_SERIES_PER_SOURCE)",
+            current.source,
+            cap,
+            current.dropped_series,
+        )
+    elif was_over and not current.dropped_series and current.up:
+        log.info("source %s is within its series cap again", current.source)
 
 
 class AgentScheduler:

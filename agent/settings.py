@@ -49,6 +49,8 @@ class AgentSettings(_Base):
         None, gt=0, description="hard cap per collection; default 0.8 x the interval"
     )
     max_response_bytes: int = Field(64 * 1024 * 1024, gt=0)
+    # Samples one poll of one source may add to the exposition; the rest is dropped and counted.
+    max_series_per_source: int = Field(200_000, gt=0)
     jitter_seconds: float = Field(1.0, ge=0)
 
     _split_sources = field_validator("sources", mode="before")(_split_csv)

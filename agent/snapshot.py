@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 import enum
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any
 
@@ -48,6 +49,8 @@ class Snapshot:
     error: str | None
     started_at: float
     duration_seconds: float
+    dropped_series: int = 0
+    """Samples left out because the poll exceeded the source's series cap."""
 
     @property
     def up(self) -> bool:
@@ -55,17 +58,29 @@ class Snapshot:
 
     @classmethod
     def from_collection(
-        cls, source: str, collection: Collection, started_at: float, duration: float
+        cls,
+        source: str,
+        collection: Collection,
+        started_at: float,
+        duration: float,
+        max_series: int | None = None,
     ) -> Snapshot:
+        """The snapshot of a finished poll; past ``max_series`` samples, the rest is dropped.
+
+        Whole families are kept in the order the source gave them, then the family that crosses
+        the cap is cut, so an upstream inventing label values cannot grow the exposition.
+        """
+        families, raw, dropped = _capped(collection.families, collection.raw, max_series)
         return cls(
             source=source,
-            families=tuple(collection.families),
-            raw=tuple(collection.raw),
+            families=families,
+            raw=raw,
             data=MappingProxyType(dict(collection.data)),
             state=collection.state,
             error=collection.error,
             started_at=started_at,
             duration_seconds=duration,
+            dropped_series=dropped,
         )
 
     @classmethod
@@ -75,3 +90,30 @@ class Snapshot:
     @property
     def series(self) -> int:
         return sum(len(f.samples) for f in self.families) + sum(len(f.samples) for f in self.raw)
+
+
+def _capped(
+    families: tuple[Metric, ...], raw: tuple[RawFamily, ...], max_series: int | None
+) -> tuple[tuple[Metric, ...], tuple[RawFamily, ...], int]:
+    total = sum(len(f.samples) for f in families) + sum(len(f.samples) for f in raw)
+    if max_series is None or total <= max_series:
+        return tuple(families), tuple(raw), 0
+    room = max_series
+    kept_families: list[Metric] = []
+    for family in families:
+        if room <= 0:
+            break
+        if len(family.samples) > room:
+            family = copy.copy(family)
+            family.samples = family.samples[:room]
+        kept_families.append(family)
+        room -= len(family.samples)
+    kept_raw: list[RawFamily] = []
+    for raw_family in raw:
+        if room <= 0:
+            break
+        if len(raw_family.samples) > room:
+            raw_family = replace(raw_family, samples=raw_family.samples[:room])
+        kept_raw.append(raw_family)
+        room -= len(raw_family.samples)
+    return tuple(kept_families), tuple(kept_raw), total - max_series
