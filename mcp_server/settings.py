@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class _Base(BaseSettings):
@@ -33,10 +33,12 @@ class ServerSettings(_Base):
     port: int = Field(8765, ge=0, le=65535)
     # Required when the HTTP transport binds to anything but loopback.
     token: SecretStr | None = None
-    # Extra Host/Origin values to accept besides loopback and the bound address.
-    allowed_hosts: list[str] = Field(default_factory=list)
-    allowed_origins: list[str] = Field(default_factory=list)
+    # Extra Host/Origin values to accept besides loopback and the bound address (comma-separated;
+    # ``host:*`` / ``scheme://host:*`` accept any port).
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    allowed_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     max_request_bytes: int = Field(1024 * 1024, gt=0)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
 
     @field_validator("transport")
     @classmethod
@@ -44,6 +46,18 @@ class ServerSettings(_Base):
         if value not in ("stdio", "streamable-http"):
             raise ValueError("must be 'stdio' or 'streamable-http'")
         return value
+
+    @field_validator("allowed_hosts", "allowed_origins", mode="before")
+    @classmethod
+    def _split_csv(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
 
 
 class UpstreamSettings(_Base):
@@ -73,6 +87,12 @@ class UpstreamSettings(_Base):
         1100,
         gt=0,
         validation_alias=AliasChoices("INFERWATCH_MAX_POINTS", "max_points"),
+    )
+    # query_prometheus returns at most this many series (the rest are counted, not shown).
+    max_series: int = Field(
+        50,
+        gt=0,
+        validation_alias=AliasChoices("INFERWATCH_MAX_SERIES", "max_series"),
     )
 
     _strip = field_validator("agent_url", "prometheus_url", mode="before")(_strip_slash)
@@ -151,7 +171,8 @@ class JudgeSettings(_Base):
             "INFERWATCH_JUDGE_DEADLINE_SECONDS", "scenario_deadline_seconds"
         ),
     )
-    # A run stops calling Claude once its estimated spend reaches this (USD); 0 = no budget.
+    # A run stops calling Claude once its estimated spend would pass this (USD). Each call
+    # reserves its worst case first (images + text in, max_tokens out); 0 refuses every call.
     run_budget_usd: float = Field(
         5.0, ge=0, validation_alias=AliasChoices("INFERWATCH_JUDGE_BUDGET_USD", "run_budget_usd")
     )
@@ -163,6 +184,12 @@ class JudgeSettings(_Base):
     cache_dir: Path = Field(
         Path.home() / ".cache" / "inferwatch" / "verdicts",
         validation_alias=AliasChoices("INFERWATCH_JUDGE_CACHE_DIR", "cache_dir"),
+    )
+    # Past this many cached verdicts, the oldest are removed.
+    cache_max_entries: int = Field(
+        1000,
+        ge=1,
+        validation_alias=AliasChoices("INFERWATCH_JUDGE_CACHE_MAX_ENTRIES", "cache_max_entries"),
     )
 
 
