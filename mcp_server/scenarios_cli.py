@@ -244,22 +244,77 @@ async def _spec_live(args: argparse.Namespace) -> DashboardSpec:
         await api.aclose()
 
 
+# --- run ----------------------------------------------------------------------------------------
+
+
+def _add_run(subparsers: Subparsers) -> None:
+    parser = subparsers.add_parser(
+        "run",
+        help="run scenarios: checks, then Claude's verdicts; write the reports",
+        description="Run scenarios (default: the scenarios folder): open each dashboard, run "
+        "the deterministic checks, ask Claude to judge the screenshots when they pass, and "
+        "write report.html, junit.xml and results.json to the report folder. Exit 1 when a "
+        "blocking scenario fails or errors; advisory ones are reported only.",
+    )
+    parser.add_argument("paths", nargs="*", type=Path, metavar="PATH", help="files or folders")
+    parser.add_argument(
+        "--report-dir",
+        type=Path,
+        metavar="DIR",
+        help="where the reports go (default: INFERWATCH_REPORT_DIR, else ./reports)",
+    )
+    parser.add_argument(
+        "--tag", action="append", default=[], metavar="T", help="only scenarios tagged T"
+    )
+    parser.add_argument(
+        "--name",
+        action="append",
+        default=[],
+        metavar="N",
+        help="only scenarios named N (shell patterns: 'gpus-*'); repeatable",
+    )
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        metavar="K",
+        help="scenarios at once (default: INFERWATCH_CONCURRENCY)",
+    )
+    parser.set_defaults(handler=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from mcp_server.run_cli import run_command  # the browser and the judge: only when running
+    from mcp_server.run_many import Selection
+
+    if args.concurrency is not None and args.concurrency < 1:
+        raise UsageError("--concurrency must be at least 1")
+    paths = _paths(args)
+    return run_command(
+        _settings(args),
+        paths,
+        report_dir=args.report_dir,
+        selection=Selection(tags=args.tag, names=args.name),
+        concurrency=args.concurrency,
+    )
+
+
 # --- the command line ---------------------------------------------------------------------------
 
-# Each function adds one subcommand. The runner adds `run` by appending its own registration
-# (from mcp_server.runner) to this list.
+# Each function adds one subcommand.
 SUBCOMMANDS: list[Callable[[Subparsers], None]] = [
     _add_validate,
     _add_list,
     _add_schema,
     _add_new,
+    _add_run,
 ]
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="inferwatch-scenarios",
-        description="Dashboard regression scenarios (scenarios/*.yaml): validate, list, draft.",
+        description="Dashboard regression scenarios (scenarios/*.yaml): validate, list, draft, "
+        "run.",
     )
     parser.add_argument("--config", type=Path, metavar="FILE", help="a .env-style file of settings")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)

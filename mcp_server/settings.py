@@ -204,7 +204,7 @@ class HarnessSettings(_Base):
         Path("reports"), validation_alias=AliasChoices("INFERWATCH_REPORT_DIR", "report_dir")
     )
     concurrency: int = Field(
-        2, ge=1, validation_alias=AliasChoices("INFERWATCH_CONCURRENCY", "concurrency")
+        4, ge=1, validation_alias=AliasChoices("INFERWATCH_CONCURRENCY", "concurrency")
     )
 
 

@@ -65,6 +65,9 @@ CHROMIUM_ARGS = (
     "--disable-component-update",
     "--disable-sync",
     "--no-first-run",
+    # Without it two loads of an unchanged dashboard differ by a few pixels, and the verdict
+    # cache (keyed by the screenshot's bytes) would miss almost every time.
+    "--disable-partial-raster",
 )
 MAX_REDIRECTS = 5
 
