@@ -139,6 +139,24 @@ class AgentScheduler:
         self._lock = threading.Lock()
         self._idle = asyncio.Event()
         self._idle.set()
+        # Set once a source's first poll finished: a dependent's first poll waits for it, so the
+        # inventory and the Hub lookups have data from the first cycle, not one interval later.
+        self._first_done = {source.name: asyncio.Event() for source in self._sources}
+
+    async def _wait_for_dependencies(self, source: Source) -> None:
+        """Before a source's first poll, wait (bounded) for its dependencies' first polls."""
+        pending = [
+            (self._first_done[name], dependency)
+            for dependency in self._sources
+            if (name := dependency.name) in source.depends_on
+            and not self._first_done[name].is_set()
+        ]
+        if not pending:
+            return
+        bound = max(dependency.interval_seconds for _, dependency in pending)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(bound):
+                await asyncio.gather(*(event.wait() for event, _ in pending))
 
     def start(self) -> None:
         """Must be called from within the running event loop; first polls start at once."""
@@ -162,8 +180,10 @@ class AgentScheduler:
             self._running.add(source.name)
             self._idle.clear()
         try:
+            await self._wait_for_dependencies(source)
             await self._poller.poll(source)
         finally:
+            self._first_done[source.name].set()
             with self._lock:
                 self._running.discard(source.name)
                 again = source.name in self._again

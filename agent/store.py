@@ -62,10 +62,13 @@ class Store:
                 polls_total=previous.polls_total + 1,
             )
             self._records = MappingProxyType({**self._records, snapshot.source: record})
-            if all(r.latest is not None for r in self._records.values()):
-                self._first_cycle.set()
+            complete = all(r.latest is not None for r in self._records.values())
         for listener in self._listeners:
             listener(snapshot.source)
+        # Ready only once the listeners (the exposition) have rendered it: /readyz must not
+        # answer before /metrics has the data.
+        if complete:
+            self._first_cycle.set()
         return record
 
     @property

@@ -2,11 +2,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 import pytest
 
 from agent.scheduler import AgentScheduler, Poller, dependency_layers
-from agent.snapshot import Collection, SourceState
+from agent.snapshot import Collection, Snapshot, SourceState
 from agent.store import Store
 from agent.upstream import Unreachable
 from tests.fakes.sources import ScriptedSource
@@ -136,3 +137,52 @@ async def test_run_soon_polls_before_the_next_tick() -> None:
             await source.wait_for_polls(2)
     finally:
         await scheduler.shutdown()
+
+
+async def test_a_dependents_first_poll_waits_for_its_dependencies_first_poll() -> None:
+    order: list[str] = []
+
+    def recording(name: str) -> Callable[[int], Collection]:
+        def behaviour(n: int) -> Collection:
+            order.append(name)
+            return Collection()
+
+        return behaviour
+
+    slow_vllm = ScriptedSource("vllm", recording("vllm"), interval_seconds=3600)
+    inventory = ScriptedSource(
+        "inventory", recording("inventory"), interval_seconds=3600, depends_on=("vllm",)
+    )
+    store = Store(["vllm", "inventory"])
+    release = asyncio.Event()
+    vllm_started = asyncio.Event()
+    original = slow_vllm.collect
+
+    async def gated() -> Collection:
+        vllm_started.set()
+        await release.wait()  # vllm's first poll is still running when inventory's is due
+        return await original()
+
+    slow_vllm.collect = gated  # type: ignore[method-assign]
+    scheduler = AgentScheduler([slow_vllm, inventory], _poller(store, 5.0), jitter_seconds=0)
+    scheduler.start()
+    try:
+        async with asyncio.timeout(5):
+            await vllm_started.wait()
+        with pytest.raises(TimeoutError):  # inventory was due at once, yet does not poll
+            await asyncio.wait_for(inventory.polled.wait(), 0.3)
+        release.set()
+        async with asyncio.timeout(5):
+            await inventory.wait_for_polls(1)
+    finally:
+        await scheduler.shutdown()
+    assert order == ["vllm", "inventory"]
+
+
+def test_ready_only_after_the_listeners_rendered_the_last_first_poll() -> None:
+    store = Store(["a"])
+    seen_ready: list[bool] = []
+    store.subscribe(lambda name: seen_ready.append(store.ready))
+    store.put(Snapshot.failed("a", "down", 0.0, 0.0))
+    assert seen_ready == [False]  # the exposition renders before /readyz says ready
+    assert store.ready
