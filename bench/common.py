@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import socket
 import statistics
 import subprocess
@@ -25,16 +26,18 @@ def free_port() -> int:
 
 
 def free_port_block(count: int) -> int:
-    """A base port P such that P..P+count-1 are free right now."""
+    """A base port P such that P..P+count-1 are free right now, taken below the ephemeral range:
+    inside it, every client connection's TIME_WAIT blocks its port and long blocks are rare."""
+    ephemeral = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
     for _ in range(50):
-        base = free_port()
-        if base + count > 65000:
-            continue
+        base = random.randrange(10000, ephemeral - count)
         sockets: list[socket.socket] = []
         try:
             for port in range(base, base + count):
                 sock = socket.socket()
                 sockets.append(sock)
+                # As the simulator binds: a port held only by TIME_WAIT connections is free.
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
                 sock.bind(("127.0.0.1", port))
             return base
         except OSError:
@@ -147,3 +150,30 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     ]
     lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
     return "\n".join(lines)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU seconds a process has used (its threads included)."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    fields = stat.rpartition(")")[2].split()  # the command name may hold spaces
+    utime, stime = int(fields[11]), int(fields[12])
+    return (utime + stime) / os.sysconf("SC_CLK_TCK")
+
+
+def sample_count(page: bytes) -> int:
+    """Samples in an uncompressed text exposition page."""
+    return sum(1 for line in page.splitlines() if line and not line.startswith(b"#"))
+
+
+def wait_for_sources(agent_url: str, sources: Sequence[str], timeout: float = 60.0) -> bytes:
+    """The agent's /metrics page once it carries a successful poll of every one of ``sources``.
+    (/readyz can answer a moment before the page is rendered.)"""
+    markers = [f'inferwatch_source_up{{source="{name}"}} 1.0'.encode() for name in sources]
+    deadline = time.monotonic() + timeout
+    while True:
+        page = httpx.get(agent_url + "/metrics", timeout=timeout).content
+        if all(marker in page for marker in markers):
+            return page
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{agent_url} has no successful poll of all of {list(sources)}")
+        time.sleep(0.2)
