@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 LITELLM_VENV := .venv-litellm
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint unit bench system-deps venv litellm-venv clean
+.PHONY: demo test lint unit bench soak audit system-deps venv litellm-venv clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,17 @@ test: system-deps $(VENV)/.installed $(LITELLM_VENV)/.installed lint
 
 bench: $(VENV)/.installed
 	$(PY) -m bench
+
+# The demo stack under random faults while a real Prometheus scrapes it (bench/SOAK.md).
+SOAK_MINUTES ?= 10
+soak: $(VENV)/.installed
+	$(PY) -m bench.soak --minutes $(SOAK_MINUTES)
+
+# Known vulnerabilities in the installed dependencies. Needs a vulnerability database (PyPI's
+# JSON API or OSV) over the network, so it is not part of `make lint`.
+audit: $(VENV)/.installed
+	$(VENV)/bin/pip install -q 'pip-audit>=2.10,<3'
+	$(VENV)/bin/pip-audit --skip-editable --progress-spinner off
 
 clean:
 	rm -rf $(VENV) $(LITELLM_VENV) .mypy_cache .ruff_cache .pytest_cache *.egg-info

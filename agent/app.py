@@ -51,6 +51,7 @@ def build_sources(
             vllm_image_patterns=settings.vllm.image_patterns,
             interval_seconds=a.poll_interval_seconds,
             timeout_seconds=a.http_timeout_seconds,
+            max_response_bytes=a.max_response_bytes,
         )
         sources.append(docker)
     if "litellm" in wanted:

@@ -23,6 +23,10 @@ _SAMPLE = re.compile(
     rf"({_NAME})(?:\{{((?:{_LABEL})(?:,{_LABEL})*)?,?\}})?[ \t]+(\S+)(?:[ \t]+-?[0-9]+)?[ \t]*"
 )
 _LABEL_PAIR = re.compile(rf'([a-zA-Z_][a-zA-Z0-9_]*)="({_VALUE_CHARS})"')
+_LABEL_NAME = re.compile(rf'([a-zA-Z_][a-zA-Z0-9_]*)="{_VALUE_CHARS}"')
+# What Python reads as infinite but Go (Prometheus) reads as a number out of range: "1e999".
+_INFINITY_WORDS = frozenset({"inf", "infinity"})
+_HELP_ESCAPE = re.compile(r"\\(.|$)", re.DOTALL)
 _HELP_OR_TYPE = re.compile(rf"#[ \t]+(HELP|TYPE)[ \t]+({_NAME})(?:[ \t](.*))?")
 _TYPES = frozenset({"counter", "gauge", "histogram", "summary", "untyped", "unknown"})
 _SUFFIXES = {
@@ -93,7 +97,8 @@ def scan(text: str, where: str) -> Iterator[ScannedFamily]:
     families and sample timestamps are dropped; a bad line raises :class:`Malformed` naming it."""
     created: set[str] = set()  # "<base>_created" of every counter, histogram and summary
     current = ScannedFamily("")
-    for number, line in enumerate(text.splitlines(), 1):
+    # Only "\n" ends a line: a label value may hold "\r", "\x85" or "\u2028" unescaped.
+    for number, line in enumerate(text.split("\n"), 1):
         if not line or line.isspace():
             continue
         if line[0] == "#":
@@ -106,7 +111,7 @@ def scan(text: str, where: str) -> Iterator[ScannedFamily]:
                     yield current
                 current = ScannedFamily(name)
             if kind == "HELP":
-                current.help = rest
+                current.help = _help_text(rest) if "\\" in rest else rest
                 continue
             rest = rest.strip()
             if rest not in _TYPES:
@@ -122,11 +127,17 @@ def scan(text: str, where: str) -> Iterator[ScannedFamily]:
             raise Malformed(f"{where}:{number}: not a valid sample line: {line[:120]!r}")
         name, labels, value = match.groups("")
         try:
-            float(value)
+            parsed = float(value)
         except ValueError:
             raise Malformed(f"{where}:{number}: {value[:40]!r} is not a number") from None
         if "_" in value or value[-1] in "yY" or not value.isascii():  # Python reads "1_0", "١"
             raise Malformed(f"{where}:{number}: {value[:40]!r} is not a Prometheus number")
+        if not math.isfinite(parsed) and not _go_reads_as_special(value):
+            # Prometheus fails the whole scrape on one "+nan" or "1e999": never pass one on.
+            raise Malformed(f"{where}:{number}: {value[:40]!r} is not a Prometheus number")
+        if labels and _has_duplicate_label(labels):
+            # Prometheus fails the whole scrape on a repeated label name.
+            raise Malformed(f"{where}:{number}: a label name repeats: {line[:120]!r}")
         if name in created:
             continue  # a counter's or histogram's creation time: no dashboard reads it
         owned = current.owns.get(name)
@@ -140,6 +151,39 @@ def scan(text: str, where: str) -> Iterator[ScannedFamily]:
         yield current
 
 
+def _help_text(text: str) -> str:
+    """HELP text with every backslash that starts no escape escaped itself: Go's parser
+    (promtool, client_golang) refuses a page with any escape but \\\\ and \\n in HELP."""
+    return _HELP_ESCAPE.sub(
+        lambda m: m.group(0) if m.group(1) in ("\\", "n") else "\\\\" + m.group(1), text
+    )
+
+
+def _go_reads_as_special(value: str) -> bool:
+    """Whether Go's ParseFloat reads this non-finite value: a signed or unsigned "Inf" or
+    "Infinity", or an unsigned "NaN" (any case)."""
+    word = value.lower()
+    return word.lstrip("+-") in _INFINITY_WORDS or word == "nan"
+
+
+def _has_duplicate_label(labels: str) -> bool:
+    # Without a backslash no value holds a quote: every other piece between quotes is ',name='
+    # (twice as fast as the regex); with one, tokenize properly.
+    names = _LABEL_NAME.findall(labels) if "\\" in labels else ("," + labels).split('"')[0:-1:2]
+    return len(set(names)) != len(names)
+
+
+def _merged_type(first: str, again: ScannedFamily, where: str) -> str:
+    """The type of a family a page writes in two places (interleaved with another): merged
+    into one, so our exposition never repeats a family (OpenMetrics forbids it). A part
+    without a TYPE line takes the other's type; two declared types cannot merge."""
+    if again.type in (first, "untyped"):
+        return first
+    if first == "untyped":
+        return again.type
+    raise Malformed(f"{where}: {again.name} is both a {first} and a {again.type}")
+
+
 def relabel_page(
     text: str, where: str, *, label: tuple[str, str], keep: Callable[[str], bool]
 ) -> list[RawFamily]:
@@ -147,21 +191,42 @@ def relabel_page(
     label_name, label_value = label
     injected = f'{label_name}="{escape(label_value)}"'
     marker = f'{label_name}="'
-    families = []
+    families: dict[str, tuple[str, str, list[str]]] = {}  # name -> type, help, lines
     for family in scan(text, where):
         if not keep(family.name):
             continue
         lines = []
         for name, labels, value in family.samples:
-            if marker in labels:
+            # The substring test is cheap; the names decide (a "my_vllm_instance" is fine).
+            if marker in labels and label_name in _LABEL_NAME.findall(labels):
                 raise Malformed(f"{where}: {family.name} already has a {label_name} label")
             lines.append(
                 f"{name}{{{injected},{labels}}} {value}"
                 if labels
                 else f"{name}{{{injected}}} {value}"
             )
-        families.append(RawFamily(family.name, family.type, family.help, tuple(lines)))
-    return families
+        first = families.get(family.name)
+        if first is None:
+            families[family.name] = (family.type, family.help, lines)
+        else:
+            first[2].extend(lines)
+            kind = _merged_type(first[0], family, where)
+            families[family.name] = (kind, first[1] or family.help, first[2])
+    return [
+        RawFamily(name, kind, help_text, tuple(lines))
+        for name, (kind, help_text, lines) in families.items()
+    ]
+
+
+@dataclass(slots=True)
+class _Sums:
+    """One family's sums so far (its samples are not kept: a page may be megabytes)."""
+
+    name: str
+    type: str
+    help: str
+    summed: dict[tuple[str, str], float] = field(default_factory=dict)
+    dropped_any: bool = False
 
 
 def aggregate_page(
@@ -180,33 +245,36 @@ def aggregate_page(
     would invent a number, so such a family is left out. Samples for which ``exclude(labels)``
     holds (label values as written, escaped) are removed first.
     """
-    families = []
+    sums: dict[str, _Sums] = {}
     for family in scan(text, where):
         if not keep(family.name):
             continue
-        summed: dict[tuple[str, str], float] = {}
-        dropped_any = False
+        into = sums.setdefault(family.name, _Sums(family.name, family.type, family.help))
+        into.type = _merged_type(into.type, family, where)
+        into.help = into.help or family.help
         for name, label_text, value in family.samples:
             pairs = _LABEL_PAIR.findall(label_text)
             if exclude(dict(pairs)):
                 continue
             kept = [(k, v) for k, v in pairs if k in allowed_labels]
             removed = len(kept) != len(pairs)
-            dropped_any = dropped_any or removed
+            into.dropped_any = into.dropped_any or removed
             if removed and family.type == "summary" and any(k == "quantile" for k, _ in kept):
                 continue  # quantiles of different series cannot be added up
             key = (name, ",".join(f'{k}="{v}"' for k, v in sorted(kept)))
-            summed[key] = summed.get(key, 0.0) + float(value)
-        if dropped_any and family.type not in _SUMMABLE:
+            into.summed[key] = into.summed.get(key, 0.0) + float(value)
+    families = []
+    for into in sums.values():
+        if into.dropped_any and into.type not in _SUMMABLE:
             continue
         lines = tuple(
             f"{name}{{{labels}}} {format_value(total)}"
             if labels
             else f"{name} {format_value(total)}"
-            for (name, labels), total in summed.items()
+            for (name, labels), total in into.summed.items()
         )
         if lines:
-            families.append(RawFamily(family.name, family.type, family.help, lines))
+            families.append(RawFamily(into.name, into.type, into.help, lines))
     return families
 
 

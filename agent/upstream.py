@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import contextlib
 import functools
 import json
 import ssl
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -52,18 +54,22 @@ class Reply:
     status: int
     body: bytes
     content_type: str
+    sent_credentials: tuple[str, ...] = field(default=(), repr=False)
+    """The credential headers the request carried (the client's auth included)."""
 
     def json(self, what: str) -> Any:
         try:
             return json.loads(self.body)
         except ValueError as exc:
             raise Malformed(f"{what}: invalid JSON ({exc})") from None
+        except RecursionError:  # "[[[[..." nested deeper than the parser's stack
+            raise Malformed(f"{what}: invalid JSON (nested too deeply)") from None
 
 
 def _describe(url: httpx.URL | str) -> str:
-    # Never echo credentials that may sit in a URL's userinfo.
-    parsed = httpx.URL(str(url))
-    return str(parsed.copy_with(username=None, password=None))
+    # Never echo credentials that may sit in a URL's userinfo or query; a query is also noise
+    # (Langfuse's is a 600-character JSON document).
+    return redact_url(str(url))
 
 
 async def fetch(
@@ -83,31 +89,43 @@ async def fetch(
     try:
         try:
             reply = await _get(client, url, headers, max_bytes, where)
-        except httpx.RemoteProtocolError:
-            # The server closed a kept-alive connection (it restarted): a GET is safe to repeat
-            # once, on a fresh connection, as browsers and urllib3 do.
+        except (httpx.RemoteProtocolError, httpx.ReadError):
+            # The server closed (or reset) a kept-alive connection (it restarted): a GET is
+            # safe to repeat once, on a fresh connection, as browsers and urllib3 do.
             reply = await _get(client, url, headers, max_bytes, where)
     except (httpx.TimeoutException, TimeoutError):
         raise TimedOut(f"{where}: no answer within the timeout") from None
     except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError) as exc:
-        raise Unreachable(f"{where}: {type(exc).__name__}: {exc or 'connection failed'}") from None
+        reason = str(exc) or "the connection failed or was closed"
+        raise Unreachable(f"{where}: {type(exc).__name__}: {reason}") from None
     except httpx.HTTPError as exc:
         raise UpstreamError(f"{where}: {type(exc).__name__}: {exc}") from None
+    except httpx.InvalidURL as exc:  # a URL from a container label or a setting
+        raise UpstreamError(f"{where}: invalid URL ({exc})") from None
     if reply.status not in ok_statuses:
-        snippet = _scrub(reply.body[:200].decode("utf-8", "replace").strip(), headers)
+        snippet = _scrub(reply.body[:200].decode("utf-8", "replace").strip(), reply)
         raise BadStatus(
             f"{where}: HTTP {reply.status} {snippet}".rstrip(), reply.status, reply.body
         )
     return reply
 
 
-def _scrub(text: str, headers: dict[str, str] | None) -> str:
-    """Remove the credentials we sent from an upstream's error text: some echo what they got."""
-    for name, value in (headers or {}).items():
-        if name.lower() in ("authorization", "x-api-key", "cookie"):
-            for secret in (value, value.partition(" ")[2]):  # whole value first
-                if len(secret) >= 4:
-                    text = text.replace(secret, "<redacted>")
+_CREDENTIAL_HEADERS = frozenset({"authorization", "x-api-key", "cookie"})
+
+
+def _scrub(text: str, reply: Reply) -> str:
+    """Remove the credentials we sent from an upstream's error text: some echo what they got
+    (the header, its token, or a Basic pair decoded)."""
+    for value in reply.sent_credentials:
+        scheme, _, token = value.partition(" ")
+        secrets = [value, token]
+        if scheme.lower() == "basic":
+            with contextlib.suppress(ValueError):
+                pair = base64.b64decode(token, validate=True).decode("utf-8", "replace")
+                secrets += [pair, pair.partition(":")[2]]
+        for secret in secrets:  # whole value first
+            if len(secret) >= 4:
+                text = text.replace(secret, "<redacted>")
     return text
 
 
@@ -134,7 +152,10 @@ async def _get(
         body = b"".join(chunks)
         if response.headers.get("content-encoding", "identity") != "identity":
             body = _decode(response, body, where, max_bytes)
-        return Reply(response.status_code, body, response.headers.get("content-type", ""))
+        sent = tuple(
+            value for name, value in response.request.headers.items() if name in _CREDENTIAL_HEADERS
+        )
+        return Reply(response.status_code, body, response.headers.get("content-type", ""), sent)
 
 
 def _decode(response: httpx.Response, raw: bytes, where: str, max_bytes: int) -> bytes:
@@ -160,9 +181,12 @@ def _tls_context() -> ssl.SSLContext:
     return ssl.create_default_context()
 
 
-def new_client(timeout_seconds: float, *, max_connections: int = 16) -> httpx.AsyncClient:
+def new_client(
+    timeout_seconds: float, *, max_connections: int = 16, auth: httpx.Auth | None = None
+) -> httpx.AsyncClient:
     """Pooled keep-alive connections, a timeout on every phase, redirects followed."""
     return httpx.AsyncClient(
+        auth=auth,
         timeout=httpx.Timeout(timeout_seconds),
         follow_redirects=True,
         limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=8),
@@ -172,12 +196,43 @@ def new_client(timeout_seconds: float, *, max_connections: int = 16) -> httpx.As
     )
 
 
+def split_userinfo(url: str) -> tuple[str, httpx.BasicAuth | None]:
+    """``http://user:pass@host/x`` -> (``http://host/x``, Basic auth for user:pass).
+
+    Requests with the auth are what httpx sends for the URL with userinfo, but the URL the
+    source builds its requests and its error messages from no longer carries the password."""
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL:
+        return url, None  # fetch reports it, redacted
+    if not parsed.username and not parsed.password:
+        return url, None
+    clean = str(parsed.copy_with(username=None, password=None))
+    return clean, httpx.BasicAuth(parsed.username, parsed.password)
+
+
 def redact_url(url: str) -> str:
-    """Drop userinfo, query and fragment: they can carry credentials."""
+    """Drop userinfo, query and fragment: they can carry credentials. Never raises."""
     if not url:
         return ""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        if ":" in host:
+            host = f"[{host}]"  # an IPv6 address
+        if parts.port:
+            host = f"{host}:{parts.port}"
+    except ValueError:  # a port that is no number, an unclosed "[": cut by hand
+        return _cut_credentials(url)
+    if not parts.netloc:  # no "//": "user:pass@host" reads as scheme "user"
+        return _cut_credentials(url)
     return urlunsplit((parts.scheme, host, parts.path, "", ""))
+
+
+def _cut_credentials(url: str) -> str:
+    scheme, separator, rest = url.partition("://")
+    if not separator:
+        scheme, rest = "", url
+    authority, slash, path = rest.partition("/")
+    path = path.split("?", 1)[0].split("#", 1)[0]
+    return f"{scheme}{separator}{authority.rpartition('@')[2]}{slash}{path}"

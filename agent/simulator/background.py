@@ -38,6 +38,7 @@ class AsyncServer:
 
 
 S = TypeVar("S", bound=Stoppable)
+T = TypeVar("T")
 
 
 class BackgroundServer(Generic[S]):
@@ -81,6 +82,23 @@ class BackgroundServer(Generic[S]):
             await self._stop_requested.wait()
         finally:
             await self._server.stop()
+
+    def call(self, action: Callable[[S], T], timeout: float = 10.0) -> T:
+        """Run ``action(server)`` on the server's loop (from another thread) and return its
+        result: what a server says must happen on its loop (a fault's REFUSE) can be driven."""
+        loop = self._loop
+        if loop is None:
+            raise RuntimeError(f"{self._name} is not started")
+        done: concurrent.futures.Future[T] = concurrent.futures.Future()
+
+        def run() -> None:
+            try:
+                done.set_result(action(self._server))
+            except BaseException as error:  # handed to the calling thread
+                done.set_exception(error)
+
+        loop.call_soon_threadsafe(run)
+        return done.result(timeout=timeout)
 
     def stop(self, timeout: float = 10.0) -> None:
         loop, stop_requested, thread = self._loop, self._stop_requested, self._thread

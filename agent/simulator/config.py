@@ -55,6 +55,11 @@ class Fault(enum.Enum):
     SLOW = "slow"
     REFUSE = "refuse"
     UNAUTHORIZED = "unauthorized"
+    FLAPPING = "flapping"
+    """Requests lose their connection before an answer two at a time, then two are answered."""
+    RESTART = "restart"
+    """Every answer starts (200, headers, part of the body) and then the connection drops, as
+    when the server process restarts mid-request."""
 
 
 def parse_version(version: str) -> tuple[int, ...]:

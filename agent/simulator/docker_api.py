@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
+import os
 import re
 import shutil
 import tempfile
@@ -25,12 +27,14 @@ from typing import TypeVar
 from aiohttp import web
 
 from agent.simulator.background import AsyncServer, BackgroundServer
-from agent.simulator.config import VLLMInstanceSpec
+from agent.simulator.config import Fault, VLLMInstanceSpec
 from agent.simulator.docker_daemon import Daemon
 from agent.simulator.docker_logs import cuda_oom_message, vllm_engine_core_failure
 from agent.simulator.docker_routes import DockerRoutes
 from agent.simulator.docker_state import FakeContainer
 from agent.simulator.docker_wire import digest
+from agent.simulator.faults import DEFAULT_FAULT_DELAY, FaultBoard, FaultState, RequestCounter
+from agent.simulator.http_common import fault_middleware, plain_behaviour
 
 __all__ = [
     "FakeContainer",
@@ -45,6 +49,7 @@ T = TypeVar("T")
 SHUTDOWN_TIMEOUT_SECONDS = 1.0
 CROSS_THREAD_TIMEOUT_SECONDS = 5.0
 SOCKET_NAME = "docker.sock"
+TARGET = "docker"
 
 
 class FakeDockerAPI(AsyncServer):
@@ -60,6 +65,10 @@ class FakeDockerAPI(AsyncServer):
         self._runner: web.AppRunner | None = None
         self._base_url: str | None = None
         self._socket_dir: Path | None = None
+        self._socket_path: str | None = None
+        self._site: web.BaseSite | None = None
+        self._faults = FaultBoard([TARGET])
+        self._counter = RequestCounter()
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -70,7 +79,11 @@ class FakeDockerAPI(AsyncServer):
             raise RuntimeError("the fake Docker API is already started")
         self._loop = asyncio.get_running_loop()
         self._stopping = asyncio.Event()
-        app = DockerRoutes(self._daemon, self._stopping).app()
+        behaviour = plain_behaviour(self._faults, self._counter)
+        behaviour.stopping = self._stopping
+        app = DockerRoutes(self._daemon, self._stopping).app(
+            middlewares=[fault_middleware(TARGET, behaviour)]
+        )
         runner = web.AppRunner(
             app,
             access_log=None,
@@ -87,13 +100,16 @@ class FakeDockerAPI(AsyncServer):
 
     async def _listen(self, runner: web.AppRunner, socket_path: str | None, *, tcp: bool) -> str:
         if tcp:
-            await web.TCPSite(runner, "127.0.0.1", 0).start()
+            self._site = web.TCPSite(runner, "127.0.0.1", 0)
+            await self._site.start()
             host, port = runner.addresses[0][:2]
             return f"tcp://{host}:{port}"
         if socket_path is None:
             self._socket_dir = Path(tempfile.mkdtemp(prefix="inferwatch-docker-"))
             socket_path = str(self._socket_dir / SOCKET_NAME)
-        await web.UnixSite(runner, socket_path).start()
+        self._socket_path = socket_path
+        self._site = web.UnixSite(runner, socket_path)
+        await self._site.start()
         return f"unix://{socket_path}"
 
     async def stop(self) -> None:
@@ -102,6 +118,7 @@ class FakeDockerAPI(AsyncServer):
             self._stopping.set()
         self._daemon.hub.close_streams()
         runner, self._runner = self._runner, None
+        self._site = None
         if runner is not None:
             await runner.cleanup()
         if self._socket_dir is not None:
@@ -147,6 +164,41 @@ class FakeDockerAPI(AsyncServer):
     def append_log(self, name: str, line: str, stream: str = "stdout") -> None:
         """Log `line` now on "stdout" or "stderr"; several lines become several records."""
         self._call(lambda: self._daemon.append_log(name, line, stream))
+
+    def set_fault(self, fault: Fault, *, delay: float = DEFAULT_FAULT_DELAY) -> None:
+        """Misbehave from the next request on (call from any thread but the server's).
+
+        REFUSE is dockerd gone: the socket stops listening, open connections drop and the
+        socket file is removed (a TCP listener refuses); any other fault listens again."""
+        if fault is Fault.UNAUTHORIZED:
+            raise ValueError("UNAUTHORIZED does not apply to the Docker Engine API")
+        self._faults.set(TARGET, FaultState(fault, delay))
+        loop = self._loop
+        if loop is None:
+            return
+        change = self._go_away() if fault is Fault.REFUSE else self._come_back()
+        asyncio.run_coroutine_threadsafe(change, loop).result(CROSS_THREAD_TIMEOUT_SECONDS)
+
+    async def _go_away(self) -> None:
+        site, self._site = self._site, None
+        if site is None or self._runner is None:
+            return
+        await site.stop()
+        server = self._runner.server
+        for connection in server.connections if server is not None else []:
+            connection.force_close()
+        if self._socket_path is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self._socket_path)  # noqa: PTH108 (a local unlink; no thread needed)
+
+    async def _come_back(self) -> None:
+        if self._site is not None or self._runner is None or self._socket_path is None:
+            return  # listening (a TCP fake does not come back on its old port)
+        self._site = web.UnixSite(self._runner, self._socket_path)
+        await self._site.start()
+
+    def request_count(self, path: str) -> int:
+        return self._counter.get(TARGET, path)
 
     def close_event_streams(self) -> None:
         """End every open `/events` stream but keep serving (clients must reconnect)."""

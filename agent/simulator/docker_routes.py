@@ -11,7 +11,7 @@ import contextlib
 import json
 import platform
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from aiohttp import web
@@ -90,8 +90,8 @@ class DockerRoutes:
             (GET, re.compile("/images/(?P<ref>.+)/json"), self._image),
         ]
 
-    def app(self) -> web.Application:
-        app = web.Application()
+    def app(self, middlewares: Sequence[Any] = ()) -> web.Application:
+        app = web.Application(middlewares=list(middlewares))
         app.router.add_route("*", "/{path:.*}", self._dispatch)
         app.on_response_prepare.append(_server_headers)
         return app

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import math
+import threading
 import time
 import uuid
 from collections import Counter
@@ -100,6 +101,8 @@ class FakeNVML:
         self.initialised = False
         self._start = clock()
         self._faults: dict[tuple[int, str | None], type[Exception]] = {}
+        self._stall_seconds = 0.0
+        self._unstalled = threading.Event()
         unsupported = DEFAULT_UNSUPPORTED if unsupported is None else unsupported
         for index, fields in unsupported.items():
             for name in fields:
@@ -120,8 +123,20 @@ class FakeNVML:
         for key in [k for k in self._faults if k[0] == index]:
             del self._faults[key]
 
+    def stall(self, seconds: float) -> None:
+        """Make every call but ``init`` block for ``seconds`` (a hung driver) until unstalled."""
+        self._unstalled.clear()
+        self._stall_seconds = seconds
+
+    def unstall(self) -> None:
+        """End the stall: blocked calls return at once."""
+        self._stall_seconds = 0.0
+        self._unstalled.set()
+
     def _enter(self, call: str) -> None:
         self.calls[call] += 1
+        if self._stall_seconds:
+            self._unstalled.wait(self._stall_seconds)
         if not self.initialised:
             raise _pynvml().NVMLError_Uninitialized()
 

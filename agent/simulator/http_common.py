@@ -51,6 +51,10 @@ def fault_middleware(target: str, behaviour: Behaviour) -> Any:
         state = behaviour.faults.get(target)
         if state.fault is Fault.SLOW:
             await behaviour.sleep(state.delay)
+        elif state.fault is Fault.FLAPPING:
+            # Two dropped, two answered: a client's one retry does not hide it.
+            if behaviour.counter.total_for(target) // 2 % 2:
+                return _drop(request)
         elif state.fault is not Fault.NONE and state.fault is not Fault.UNAUTHORIZED:
             return await _misbehave(request, state.fault, behaviour)
         if behaviour.fails_at_random():
@@ -81,8 +85,32 @@ async def _misbehave(
         # A request on a connection opened before the refusal: drop the connection.
         request.protocol.force_close()
         return web.Response(status=503)
+    if fault is Fault.RESTART:
+        return await _die_mid_body(request, is_metrics)
     await behaviour.stopping.wait()  # HANG
     return web.Response(status=503)
+
+
+def _drop(request: web.Request) -> web.StreamResponse:
+    """Close the connection without an answer (the client sees it end before a status line)."""
+    if request.transport is not None:
+        request.transport.close()
+    request.protocol.force_close()
+    return web.Response(status=503)
+
+
+async def _die_mid_body(request: web.Request, is_metrics: bool) -> web.StreamResponse:
+    """200, headers promising a longer body, part of it, then the connection drops."""
+    response = web.StreamResponse(
+        headers={"Content-Type": CONTENT_TYPE if is_metrics else JSON_CONTENT_TYPE}
+    )
+    response.content_length = HUGE_CHUNK_BYTES
+    await response.prepare(request)
+    await response.write(b"# HELP vllm:x cut\n" if is_metrics else b'{"data":[{"id":"cut')
+    if request.transport is not None:
+        request.transport.abort()
+    request.protocol.force_close()
+    return response
 
 
 async def _stream_endless(
@@ -102,7 +130,7 @@ async def _stream_endless(
         while not behaviour.stopping.is_set():
             await response.write(chunk)
             await asyncio.sleep(0)  # let other requests run however fast the client reads
-    except ConnectionResetError:
+    except ConnectionError:  # the client left (aiohttp: "Connection lost")
         pass
     return response
 

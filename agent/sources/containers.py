@@ -21,6 +21,24 @@ VLLM_DEFAULT_PORT = 8000
 
 _DIGEST = re.compile(r"@(sha256:[0-9a-f]{64})$")
 _GPU_ID = re.compile(r"^(?:\d+|GPU-[0-9a-fA-F-]+|MIG-[0-9a-zA-Z/-]+)$")
+_MAX_COUNT = 2**63  # what the daemon's Go integers hold
+
+
+# The Engine API's JSON is read defensively: a field of an unexpected type counts as absent.
+def mapping(value: Any) -> Mapping[str, Any]:
+    """``value`` when it is a JSON object, else an empty one."""
+    return value if isinstance(value, dict) else {}
+
+
+def _items(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def count(value: Any) -> int | None:
+    """``value`` when it is a non-negative JSON integer (not a boolean), else None."""
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < _MAX_COUNT:
+        return value
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,15 +98,14 @@ def gpus_of(inspect: Mapping[str, Any], labels: Mapping[str, str]) -> tuple[str,
         if parsed is not None:
             return parsed, None
         warning = f"ignored label {GPUS_LABEL}={label[:40]!r}: expected 'all' or GPU ids like 0,1"
-    host = inspect.get("HostConfig") or {}
-    requests = host.get("DeviceRequests") or []
+    host = mapping(inspect.get("HostConfig"))
     ids: list[str] = []
-    for request in requests:
+    for request in _items(host.get("DeviceRequests")):
         if not isinstance(request, dict) or not _is_gpu_request(request):
             continue
         if request.get("Count") == -1:
             return "all", warning
-        for device in request.get("DeviceIDs") or []:
+        for device in _items(request.get("DeviceIDs")):
             device = str(device).removeprefix("nvidia.com/gpu=")
             if device == "all":
                 return "all", warning
@@ -104,9 +121,9 @@ def gpus_of(inspect: Mapping[str, Any], labels: Mapping[str, str]) -> tuple[str,
 def _is_gpu_request(request: Mapping[str, Any]) -> bool:
     driver = request.get("Driver") or ""
     if driver == "cdi":
-        return any(str(d).startswith("nvidia.com/gpu") for d in request.get("DeviceIDs") or [])
-    capabilities = request.get("Capabilities") or []
-    return driver == "nvidia" or any("gpu" in (group or []) for group in capabilities)
+        return any(str(d).startswith("nvidia.com/gpu") for d in _items(request.get("DeviceIDs")))
+    capabilities = _items(request.get("Capabilities"))
+    return driver == "nvidia" or any("gpu" in _items(group) for group in capabilities)
 
 
 def _gpu_list(value: str) -> str | None:
@@ -123,7 +140,7 @@ def _gpu_list(value: str) -> str | None:
 
 def _env(inspect: Mapping[str, Any]) -> dict[str, str]:
     env: dict[str, str] = {}
-    for item in (inspect.get("Config") or {}).get("Env") or []:
+    for item in _items(mapping(inspect.get("Config")).get("Env")):
         name, _, value = str(item).partition("=")
         env[name] = value
     return env
@@ -144,33 +161,41 @@ def vllm_url(
             return label.rstrip("/").removesuffix("/v1"), None
         warning = f"ignored label {URL_LABEL}={redact_url(label)[:60]!r}: not an http(s) URL"
     port = _vllm_port(inspect)
-    host = inspect.get("HostConfig") or {}
+    host = mapping(inspect.get("HostConfig"))
     if host.get("NetworkMode") == "host":
         return f"http://127.0.0.1:{port}", warning
     if host.get("NetworkMode") == "none":
         return None, warning
-    ports = ((inspect.get("NetworkSettings") or {}).get("Ports") or {}).get(f"{port}/tcp") or []
+    ports = _items(mapping(mapping(inspect.get("NetworkSettings")).get("Ports")).get(f"{port}/tcp"))
     for binding in ports:
-        host_port = binding.get("HostPort") if isinstance(binding, dict) else None
-        if host_port:
-            host_ip = binding.get("HostIp") or "0.0.0.0"
+        host_port = str(binding.get("HostPort") or "") if isinstance(binding, dict) else ""
+        if _is_port(host_port):
+            host_ip = str(binding.get("HostIp") or "0.0.0.0")
             address = "127.0.0.1" if host_ip in ("0.0.0.0", "::", "") else host_ip
+            address = f"[{address}]" if ":" in address else address  # an IPv6 address
             return f"http://{address}:{host_port}", warning
     return f"http://{name}:{port}", warning
 
 
+def _is_port(value: str) -> bool:
+    return value.isascii() and value.isdigit() and 0 < int(value) < 65536
+
+
 def _vllm_port(inspect: Mapping[str, Any]) -> int:
-    config = inspect.get("Config") or {}
-    args = [str(a) for a in (config.get("Entrypoint") or []) + (config.get("Cmd") or [])]
+    config = mapping(inspect.get("Config"))
+    args = [str(a) for a in _items(config.get("Entrypoint")) + _items(config.get("Cmd"))]
     if len(args) == 1:
-        args = shlex.split(args[0]) if args[0].strip() else []
+        try:
+            args = shlex.split(args[0])
+        except ValueError:  # an unbalanced quote: the shell would refuse it too
+            args = args[0].split()
     for index, arg in enumerate(args):
         value = None
         if arg == "--port" and index + 1 < len(args):
             value = args[index + 1]
         elif arg.startswith("--port="):
             value = arg.partition("=")[2]
-        if value is not None and value.isdigit():
+        if value is not None and _is_port(value):
             return int(value)
     return VLLM_DEFAULT_PORT
 
@@ -183,13 +208,14 @@ class CPUSample:
 
 
 def cpu_sample(stats: Mapping[str, Any]) -> CPUSample | None:
-    cpu = stats.get("cpu_stats") or {}
-    total = (cpu.get("cpu_usage") or {}).get("total_usage")
-    system = cpu.get("system_cpu_usage")
-    if not isinstance(total, int) or not isinstance(system, int) or system <= 0:
+    cpu = mapping(stats.get("cpu_stats"))
+    usage = mapping(cpu.get("cpu_usage"))
+    total = count(usage.get("total_usage"))
+    system = count(cpu.get("system_cpu_usage"))
+    if total is None or not system:
         return None
-    online = cpu.get("online_cpus") or len((cpu.get("cpu_usage") or {}).get("percpu_usage") or [])
-    return CPUSample(total, system, int(online) or 1)
+    online = count(cpu.get("online_cpus")) or len(_items(usage.get("percpu_usage")))
+    return CPUSample(total, system, online or 1)
 
 
 def cpu_ratio(previous: CPUSample | None, current: CPUSample | None) -> float | None:
@@ -206,23 +232,24 @@ def cpu_ratio(previous: CPUSample | None, current: CPUSample | None) -> float | 
 
 def memory_used(stats: Mapping[str, Any]) -> tuple[float | None, float | None]:
     """(used, limit) bytes with Docker's formula: usage minus the inactive page cache."""
-    memory = stats.get("memory_stats") or {}
-    usage = memory.get("usage")
-    limit = memory.get("limit")
-    if not isinstance(usage, int):
-        return None, float(limit) if isinstance(limit, int) else None
-    details = memory.get("stats") or {}
-    inactive = details.get("inactive_file", details.get("total_inactive_file"))
-    used = usage - inactive if isinstance(inactive, int) and inactive < usage else usage
-    return float(used), float(limit) if isinstance(limit, int) else None
+    memory = mapping(stats.get("memory_stats"))
+    usage = count(memory.get("usage"))
+    limit = count(memory.get("limit"))
+    if usage is None:
+        return None, None if limit is None else float(limit)
+    details = mapping(memory.get("stats"))
+    inactive = count(details.get("inactive_file", details.get("total_inactive_file")))
+    used = usage - inactive if inactive is not None and inactive < usage else usage
+    return float(used), None if limit is None else float(limit)
 
 
 def network_bytes(stats: Mapping[str, Any]) -> tuple[float, float] | None:
     networks = stats.get("networks")
     if not isinstance(networks, dict) or not networks:
         return None
-    received = sum(int(n.get("rx_bytes", 0)) for n in networks.values() if isinstance(n, dict))
-    sent = sum(int(n.get("tx_bytes", 0)) for n in networks.values() if isinstance(n, dict))
+    interfaces = [n for n in networks.values() if isinstance(n, dict)]
+    received = sum(count(n.get("rx_bytes")) or 0 for n in interfaces)
+    sent = sum(count(n.get("tx_bytes")) or 0 for n in interfaces)
     return float(received), float(sent)
 
 
@@ -230,7 +257,11 @@ LOG_EVENT_KINDS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("cuda_oom", re.compile(r"CUDA out of memory|OutOfMemoryError|CUDA error: out of memory")),
     (
         "engine_dead",
-        re.compile(r"EngineDeadError|EngineCore\S* (?:encountered|failed|died)|Engine core .*died"),
+        # Bounded repeats: a 64 KiB line of "EngineCoreEngineCore..." must not cost seconds.
+        re.compile(
+            r"EngineDeadError|EngineCore\S{0,64} (?:encountered|failed|died)"
+            r"|Engine core .{0,256}?died"
+        ),
     ),
     ("traceback", re.compile(r"Traceback \(most recent call last\)")),
 )

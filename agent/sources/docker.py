@@ -12,11 +12,12 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import fnmatch
+import json
 import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,13 +25,14 @@ from typing import Any
 import docker
 import docker.errors
 import requests
+import urllib3.exceptions
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from agent.settings import DockerSettings
 from agent.snapshot import Collection
 from agent.sources import containers as c
 from agent.sources.vllm import VLLMEndpoint
-from agent.upstream import ConfigError, Unreachable, UpstreamError
+from agent.upstream import ConfigError, Malformed, TimedOut, TooLarge, Unreachable, UpstreamError
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +42,16 @@ _GONE = frozenset({"die", "stop", "kill", "destroy"})
 _MAX_LOG_LINE = 64 * 1024
 _START_SLACK_NS = 1_000_000_000
 _SINCE_SLACK_NS = 1_000_000
+_READ_CHUNK = 64 * 1024
+_MAX_EVENT_BYTES = 1024 * 1024
+DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024 * 1024
+# What a failed call to the daemon raises: the SDK's errors, requests' and urllib3's, sockets'.
+_TRANSPORT_ERRORS = (
+    docker.errors.DockerException,
+    requests.RequestException,
+    urllib3.exceptions.HTTPError,
+    OSError,
+)
 
 
 @dataclass(slots=True)
@@ -123,6 +135,7 @@ class DockerSource:
         timeout_seconds: float,
         client_factory: Callable[[], docker.DockerClient] | None = None,
         max_workers: int = 64,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.interval_seconds = settings.poll_interval_seconds or interval_seconds
@@ -131,7 +144,9 @@ class DockerSource:
         self._name_globs = settings.containers
         self._log_budget = settings.log_bytes_per_cycle
         self._timeout = timeout_seconds
-        self._factory = client_factory or (lambda: _client(settings, timeout_seconds, max_workers))
+        self._factory = client_factory or (
+            lambda: _client(settings, timeout_seconds, max_workers, max_response_bytes)
+        )
         # dockerd answers a one-shot stats read at its next 1 s collection tick: reads issued
         # together share that tick, so every running container is read at once.
         self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="docker")
@@ -174,17 +189,22 @@ class DockerSource:
 
     def _poll_once(self) -> Collection:
         client = self._connect()
+        warnings: list[str] = []
         try:
             info = client.info()
             listing = client.api.containers(all=True)
-        except (docker.errors.DockerException, requests.RequestException, OSError) as exc:
+            if not isinstance(info, dict) or not _is_listing(listing):
+                raise Malformed(
+                    f"Docker daemon at {self._where}: /info or /containers/json "
+                    "did not answer what the Engine API documents"
+                )
+            readings = self._read_containers(client, listing, warnings)
+            log_events = self._read_logs(
+                client, [r for r in readings if r.is_vllm and r.state == "running"]
+            )
+        except _TRANSPORT_ERRORS as exc:  # at any call: the daemon went away mid-poll
             self._drop_client()
             raise describe_docker_error(exc, self._where) from None
-        warnings: list[str] = []
-        readings = self._read_containers(client, listing, warnings)
-        log_events = self._read_logs(
-            client, [r for r in readings if r.is_vllm and r.state == "running"]
-        )
         self._publish(readings)
         families = [
             _docker_info(info),
@@ -201,7 +221,7 @@ class DockerSource:
         try:
             client = self._factory()
             client.ping()
-        except (docker.errors.DockerException, requests.RequestException, OSError) as exc:
+        except _TRANSPORT_ERRORS as exc:
             self._failures += 1
             self._retry_at = self._clock() + min(300.0, self.interval_seconds * 2**self._failures)
             self._last_error = describe_docker_error(exc, self._where)
@@ -250,10 +270,10 @@ class DockerSource:
     ) -> ContainerReading:
         name = _name(entry)
         attrs = attrs or {}
-        config = attrs.get("Config") or {}
+        config = c.mapping(attrs.get("Config"))
         reference = str(config.get("Image") or entry.get("Image") or "")
         image = c.parse_image_reference(reference)
-        labels = {str(k): str(v) for k, v in (entry.get("Labels") or {}).items()}
+        labels = {str(k): str(v) for k, v in c.mapping(entry.get("Labels")).items()}
         gpus, gpu_warning = c.gpus_of(attrs, labels)
         is_vllm = c.repository_matches(image.repository, self._patterns)
         url, url_warning = c.vllm_url(name, attrs, labels) if is_vllm else (None, None)
@@ -269,7 +289,7 @@ class DockerSource:
             gpus=gpus,
             is_vllm=is_vllm,
             vllm_url=url,
-            pid=int((attrs.get("State") or {}).get("Pid") or 0),
+            pid=c.count(c.mapping(attrs.get("State")).get("Pid")) or 0,
         )
         if stats is None:
             return reading
@@ -289,11 +309,11 @@ class DockerSource:
         """Per-name memory: a new start of the same container is a restart."""
         with self._lock:
             tracked = self._tracked.get(name)
-            state = attrs.get("State") or {}
+            state = c.mapping(attrs.get("State"))
             started = str(state.get("StartedAt") or "")
             if tracked is None or tracked.id != container_id:
                 tracked = _Tracked(id=container_id, started_at=started)
-                tracked.restarts = int(attrs.get("RestartCount") or 0)
+                tracked.restarts = c.count(attrs.get("RestartCount")) or 0
                 # Docker stamps StartedAt after the process began: its first lines come earlier.
                 started_ns = c.parse_timestamp_ns(started)
                 tracked.log_since_ns = max(0, started_ns - _START_SLACK_NS) if started_ns else 0
@@ -328,7 +348,7 @@ class DockerSource:
                 follow=False,  # the SDK follows a stream unless told not to
                 since=since,
             )
-        except (docker.errors.DockerException, requests.RequestException) as exc:
+        except _TRANSPORT_ERRORS as exc:
             log.debug("logs of %s unavailable: %s", reading.name, exc)
             return
         to_skip = tracked.frames_at_since
@@ -397,11 +417,11 @@ class DockerSource:
         while not self._stop.is_set():
             try:
                 client = self._factory()
-                self._stream = client.events(decode=True, filters={"type": "container"})
+                self._stream = client.events(decode=False, filters={"type": "container"})
                 if failing:
                     log.info("docker event stream reconnected")
                 failing, delay = False, 1.0
-                for event in self._stream:
+                for event in _events(self._stream, self._where):
                     self._on_event(event, client)
             except Exception as exc:  # the daemon went away: reconnect with backoff
                 if not failing and not self._stop.is_set():
@@ -464,15 +484,96 @@ class DockerSource:
         self._drop_client()
 
 
-def _client(settings: DockerSettings, timeout: float, pool_size: int) -> docker.DockerClient:
+class _BoundedAPIClient(docker.APIClient):
+    """The SDK's client, reading every answer that is not a stream with a byte cap and an
+    overall deadline: requests would read an endless or dripping body for ever, in a thread
+    the poll's timeout cannot stop."""
+
+    max_bytes = DEFAULT_MAX_RESPONSE_BYTES
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._deadline_seconds = 2.0 * float(kwargs.get("timeout") or 60)
+        super().__init__(*args, **kwargs)
+        self._bound()
+
+    def _retrieve_server_version(self) -> str:
+        self._bound()  # the constructor asks /version before it returns
+        version: str = super()._retrieve_server_version()  # type: ignore[misc]
+        return version
+
+    def _bound(self) -> None:
+        if self._read_bounded not in self.hooks["response"]:
+            self.hooks["response"].append(self._read_bounded)
+
+    def _read_bounded(
+        self, response: requests.Response, *args: Any, **kwargs: Any
+    ) -> requests.Response:
+        if kwargs.get("stream"):
+            return response  # events and logs: their readers bound what they read
+        deadline = time.monotonic() + self._deadline_seconds
+        chunks: list[bytes] = []
+        size = 0
+        try:
+            for chunk in response.iter_content(_READ_CHUNK):
+                size += len(chunk)
+                if size > self.max_bytes:
+                    raise TooLarge(f"{response.url}: answer exceeds cap of {self.max_bytes} bytes")
+                if time.monotonic() > deadline:
+                    raise TimedOut(f"{response.url}: answer not complete within the timeout")
+                chunks.append(chunk)
+        except BaseException:
+            response.close()
+            raise
+        response._content = b"".join(chunks)
+        return response
+
+
+class _BoundedDockerClient(docker.DockerClient):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.api = _BoundedAPIClient(*args, **kwargs)
+
+
+def _client(
+    settings: DockerSettings, timeout: float, pool_size: int, max_bytes: int
+) -> docker.DockerClient:
     options: dict[str, Any] = {
         "version": "auto",
         "timeout": int(max(1, timeout)),
         "max_pool_size": pool_size,
     }
+    client: docker.DockerClient
     if settings.docker_host:
-        return docker.DockerClient(base_url=settings.docker_host, **options)
-    return docker.from_env(**options)
+        client = _BoundedDockerClient(base_url=settings.docker_host, **options)
+    else:
+        client = _BoundedDockerClient.from_env(**options)
+    if isinstance(client.api, _BoundedAPIClient):
+        client.api.max_bytes = max_bytes
+    return client
+
+
+def _is_listing(listing: Any) -> bool:
+    return isinstance(listing, list) and all(
+        isinstance(entry, dict) and isinstance(entry.get("Id"), str) for entry in listing
+    )
+
+
+def _events(chunks: Iterable[bytes | str], where: str) -> Iterator[Mapping[str, Any]]:
+    """The daemon's events, one JSON object per line. The SDK's own decoder buffers until an
+    object is complete, without a bound: one endless line would take all the memory."""
+    pending = b""
+    for chunk in chunks:
+        pending += chunk.encode() if isinstance(chunk, str) else chunk
+        *lines, pending = pending.split(b"\n")
+        for line in lines:
+            try:
+                event = json.loads(line) if line.strip() else None
+            except ValueError:
+                log.debug("skipped a docker event that is not JSON: %.80r", line)
+                continue
+            if isinstance(event, dict):
+                yield event
+        if len(pending) > _MAX_EVENT_BYTES:
+            raise Malformed(f"Docker daemon at {where}: an event longer than {_MAX_EVENT_BYTES} B")
 
 
 def _close_quietly(stream: Any) -> None:
@@ -483,7 +584,9 @@ def _close_quietly(stream: Any) -> None:
 
 
 def _name(entry: Mapping[str, Any]) -> str:
-    names = entry.get("Names") or [entry.get("Id", "")[:12]]
+    names = entry.get("Names")
+    if not isinstance(names, list) or not names:
+        names = [entry.get("Id", "")[:12]]
     return str(names[0]).lstrip("/")
 
 
@@ -505,7 +608,7 @@ def _inspect(client: docker.DockerClient, container_id: str) -> dict[str, Any] |
         attrs: dict[str, Any] = client.api.inspect_container(container_id)
     except docker.errors.NotFound:
         return None
-    return attrs
+    return attrs if isinstance(attrs, dict) else None
 
 
 def _stats(client: docker.DockerClient, container_id: str) -> dict[str, Any] | None:
@@ -513,7 +616,7 @@ def _stats(client: docker.DockerClient, container_id: str) -> dict[str, Any] | N
         stats: dict[str, Any] = client.api.stats(container_id, stream=False, one_shot=True)
     except (docker.errors.NotFound, docker.errors.APIError):
         return None
-    return stats
+    return stats if isinstance(stats, dict) else None
 
 
 def _docker_info(info: Mapping[str, Any]) -> Metric:
@@ -522,8 +625,7 @@ def _docker_info(info: Mapping[str, Any]) -> Metric:
         "The Docker engine: version, default runtime, whether an NVIDIA runtime is registered.",
         labels=["server_version", "default_runtime", "nvidia_runtime"],
     )
-    runtimes = info.get("Runtimes") or {}
-    nvidia = any("nvidia" in str(name) for name in runtimes)
+    nvidia = any("nvidia" in str(name) for name in c.mapping(info.get("Runtimes")))
     family.add_metric(
         [
             str(info.get("ServerVersion") or ""),

@@ -224,4 +224,5 @@ def _object(value: Any) -> dict[str, Any]:
 
 
 def _is_count(value: Any) -> TypeGuard[int]:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+    # Below 2**63: the Hub's own integers, and what a sample value (a float) can hold.
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**63

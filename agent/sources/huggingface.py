@@ -45,7 +45,15 @@ from pydantic import SecretStr
 from agent.snapshot import Collection, SourceState
 from agent.sources.hf_cache import HubCache, Lookup, token_fingerprint
 from agent.sources.hf_facts import ModelFacts, check_model_info, derive, not_a_repo_id
-from agent.upstream import BadStatus, Malformed, Reply, UpstreamError, fetch, new_client
+from agent.upstream import (
+    BadStatus,
+    Malformed,
+    Reply,
+    UpstreamError,
+    fetch,
+    new_client,
+    split_userinfo,
+)
 
 log = logging.getLogger(__name__)
 
@@ -173,7 +181,7 @@ class HuggingFaceSource:
         if max_fetches_per_poll < CALLS_PER_LOOKUP:
             raise ValueError(f"max_fetches_per_poll must be at least {CALLS_PER_LOOKUP}")
         self._models = models
-        self._base = endpoint.rstrip("/")
+        self._base, auth = split_userinfo(endpoint.rstrip("/"))
         self._token = token
         self._auth_id = token_fingerprint(token.get_secret_value() if token else None)
         self._cache = HubCache(cache_dir)
@@ -183,7 +191,7 @@ class HuggingFaceSource:
         self._clock = clock  # wall time: cache entries outlive the process
         self._max_fetches = max_fetches_per_poll
         self._gate = RateGate(clock)
-        self._client = new_client(timeout_seconds, max_connections=CONCURRENT_LOOKUPS)
+        self._client = new_client(timeout_seconds, max_connections=CONCURRENT_LOOKUPS, auth=auth)
         self._client.event_hooks = {"request": [], "response": [self._on_response]}
         self._memory: dict[str, Lookup] = {}
         self.requests_total = 0

@@ -31,7 +31,7 @@ from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from pydantic import SecretStr
 
 from agent.snapshot import Collection, SourceState
-from agent.upstream import BadStatus, Malformed, UpstreamError, fetch, new_client
+from agent.upstream import BadStatus, Malformed, UpstreamError, fetch, new_client, split_userinfo
 
 WINDOWS = ("today", "24h", "7d")
 NO_MODEL = "(none)"
@@ -76,19 +76,15 @@ def number(value: Any, where: str) -> float | None:
     """A JSON number or numeric string -> float; None for null; Malformed naming ``where``."""
     if value is None:
         return None
-    if isinstance(value, bool):
-        raise Malformed(f"{where} is not a number: {value!r}")
-    if isinstance(value, int | float):
-        return float(value)
-    if isinstance(value, str):
+    if isinstance(value, int | float | str) and not isinstance(value, bool):
         try:
             parsed = float(value)
-        except ValueError:
+        except (ValueError, OverflowError):  # "abc"; an integer beyond a float's range
             pass
         else:
-            if math.isfinite(parsed):
+            if math.isfinite(parsed):  # JSON's NaN and Infinity are no counts nor costs
                 return parsed
-    raise Malformed(f"{where} is not a number: {value!r}")
+    raise Malformed(f"{where} is not a number: {str(value)[:40]!r}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -270,14 +266,15 @@ class LangfuseSource:
             raise ValueError(f"page_size must be 1..{MAX_PAGE_SIZE}")
         if max_pages < 1:
             raise ValueError("max_pages must be at least 1")
-        self._base = host.rstrip("/") + PUBLIC
+        host, auth = split_userinfo(host.rstrip("/"))
+        self._base = host + PUBLIC
         self._headers = _auth_header(public_key, secret_key) if public_key and secret_key else None
         self.interval_seconds = interval_seconds
         self._max_bytes = max_response_bytes
         self._page_size = page_size
         self._max_pages = max_pages
         self._clock = clock
-        self._client = new_client(timeout_seconds)
+        self._client = new_client(timeout_seconds, auth=auth)
         self._client.event_hooks = {"response": [self._note_retry_after]}
         self._retry_after: str | None = None
         self._retry_at: datetime | None = None

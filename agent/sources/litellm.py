@@ -20,7 +20,15 @@ from agent import passthrough
 from agent.passthrough import RawFamily
 from agent.settings import LiteLLMSettings
 from agent.snapshot import Collection, SourceState
-from agent.upstream import BadStatus, Malformed, UpstreamError, fetch, new_client, redact_url
+from agent.upstream import (
+    BadStatus,
+    Malformed,
+    UpstreamError,
+    fetch,
+    new_client,
+    redact_url,
+    split_userinfo,
+)
 
 HEALTH_CHECK_ALIAS = "litellm-internal-health-check"
 
@@ -137,14 +145,14 @@ class LiteLLMSource:
         model_list_ttl_seconds: float,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._base = settings.url.rstrip("/")
+        self._base, auth = split_userinfo(settings.url.rstrip("/"))
         self._key = settings.api_key
         self._health_checks = settings.health_checks
         self.interval_seconds = settings.poll_interval_seconds or interval_seconds
         self._max_bytes = max_response_bytes
         self._ttl = model_list_ttl_seconds
         self._clock = clock
-        self._client = new_client(timeout_seconds)
+        self._client = new_client(timeout_seconds, auth=auth)
         self._models: list[RoutedModel] | None = None
         self._models_fetched_at = float("-inf")
 
@@ -272,7 +280,7 @@ def backlog_family(payload: Any, where: str) -> Metric:
     )
     for state in ("in_flight", "admitted", "queued", "rejected"):
         value = payload.get(f"{state}_requests")
-        if isinstance(value, int | float) and not isinstance(value, bool):
+        if isinstance(value, int | float) and not isinstance(value, bool) and abs(value) < 2**63:
             family.add_metric([state], float(value))
     return family
 

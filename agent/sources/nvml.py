@@ -6,8 +6,8 @@ those and only the ``inferwatch_gpu_*`` families remain.
 
 A field a GPU cannot report (NotSupported, NoPermission) is left out, never reported as 0. A lost
 GPU is left out of the poll while the others report; NVML that cannot be initialised makes the
-source down and is tried again with capped exponential backoff. NVML calls block, so each poll
-runs in a worker thread.
+source down and is tried again at the next polls, then with capped exponential backoff. NVML
+calls block, so each poll runs in a worker thread.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ from agent.upstream import UpstreamError
 
 T = TypeVar("T")
 
+RETRIES_BEFORE_BACKOFF = 3
 MAX_BACKOFF_SECONDS = 300.0
 DIALECTS = ("dcgm", "off")
 DCGM_LABELS = ("gpu", "UUID", "pci_bus_id", "device", "modelName", "Hostname")
@@ -211,7 +212,14 @@ class NVMLSource:
         if not isinstance(exc, ImportError) and classify(exc) is ErrorKind.NOT_NVML:
             return exc  # a bug, not an unusable NVML: let the scheduler log it with its trace
         self._failures += 1
-        delay = min(self.interval_seconds * 2 ** min(self._failures, 16), MAX_BACKOFF_SECONDS)
+        # A driver that comes back (a reload, a transient error) is used at the next poll; only
+        # one that keeps failing is tried less often, up to MAX_BACKOFF_SECONDS apart.
+        backoff = self._failures - RETRIES_BEFORE_BACKOFF
+        delay = (
+            0.0
+            if backoff <= 0
+            else min(self.interval_seconds * 2 ** min(backoff, 16), MAX_BACKOFF_SECONDS)
+        )
         self._retry_at = now + delay
         self._reason = _describe_init_failure(exc)
         return NVMLUnavailable(self._reason)

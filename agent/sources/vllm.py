@@ -24,7 +24,15 @@ from agent import passthrough
 from agent.passthrough import RawFamily
 from agent.settings import VLLMSettings
 from agent.snapshot import Collection, SourceState
-from agent.upstream import BadStatus, Malformed, UpstreamError, fetch, new_client, redact_url
+from agent.upstream import (
+    BadStatus,
+    Malformed,
+    UpstreamError,
+    fetch,
+    new_client,
+    redact_url,
+    split_userinfo,
+)
 
 log = logging.getLogger(__name__)
 
@@ -91,10 +99,14 @@ def parse_models(payload: Any, where: str) -> list[ModelCard]:
                 id=card["id"],
                 root=str(card.get("root") or card["id"]),
                 parent=card.get("parent") if isinstance(card.get("parent"), str) else None,
-                max_model_len=length if isinstance(length, int) else None,
+                max_model_len=length if _is_length(length) else None,
             )
         )
     return cards
+
+
+def _is_length(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 < value < 2**63
 
 
 def parse_version(payload: Any, where: str) -> str:
@@ -124,6 +136,8 @@ class _Connection:
     costs httpcore quadratic bookkeeping) and the version it reported."""
 
     client: httpx.AsyncClient
+    base: str
+    """The endpoint's URL without credentials (the client sends them)."""
     version: str | None = None
     models: list[ModelCard] | None = None
     models_fetched_at: float = float("-inf")
@@ -180,7 +194,9 @@ class VLLMSource:
     def _connection(self, endpoint: VLLMEndpoint) -> _Connection:
         connection = self._connections.get(endpoint.url)
         if connection is None:
-            connection = self._connections[endpoint.url] = _Connection(new_client(self._timeout))
+            base, auth = split_userinfo(endpoint.url)
+            connection = _Connection(new_client(self._timeout, auth=auth), base)
+            self._connections[endpoint.url] = connection
         return connection
 
     async def collect(self) -> Collection:
@@ -200,10 +216,10 @@ class VLLMSource:
     async def _read(self, endpoint: VLLMEndpoint) -> InstanceReading:
         connection = self._connection(endpoint)
         metrics, models, version, health = await asyncio.gather(
-            self._metrics(endpoint, connection.client),
-            self._models(endpoint, connection),
+            self._metrics(endpoint, connection),
+            self._models(connection),
             self._version(endpoint, connection),
-            self._health(endpoint, connection.client),
+            self._health(connection),
             return_exceptions=True,
         )
         if isinstance(metrics, BaseException):
@@ -220,22 +236,22 @@ class VLLMSource:
             None,
         )
 
-    async def _metrics(self, endpoint: VLLMEndpoint, client: httpx.AsyncClient) -> list[RawFamily]:
-        url = endpoint.url + "/metrics"
+    async def _metrics(self, endpoint: VLLMEndpoint, connection: _Connection) -> list[RawFamily]:
+        url = connection.base + "/metrics"
         reply = await fetch(
-            client, url, max_bytes=self._max_bytes, headers={"Accept": "text/plain"}
+            connection.client, url, max_bytes=self._max_bytes, headers={"Accept": "text/plain"}
         )
         text = reply.body.decode("utf-8", "replace")
         # A few milliseconds of CPU per page, inline: handing each page to a thread cost more
         # in GIL switches than it gave back.
         return _reshape(text, url, endpoint.instance)
 
-    async def _models(self, endpoint: VLLMEndpoint, connection: _Connection) -> list[ModelCard]:
+    async def _models(self, connection: _Connection) -> list[ModelCard]:
         """Served models change only when the server restarts: cached for the model-list TTL,
         and asked again as soon as the instance comes back from being unreachable."""
         now = self._clock()
         if connection.models is None or now - connection.models_fetched_at >= self._models_ttl:
-            url = endpoint.url + "/v1/models"
+            url = connection.base + "/v1/models"
             reply = await fetch(connection.client, url, max_bytes=4 * 1024 * 1024)
             connection.models, connection.models_fetched_at = (
                 parse_models(reply.json(url), url),
@@ -247,14 +263,14 @@ class VLLMSource:
         if endpoint.version:
             return endpoint.version
         if connection.version is None:
-            url = endpoint.url + "/version"
+            url = connection.base + "/version"
             reply = await fetch(connection.client, url, max_bytes=64 * 1024)
             connection.version = parse_version(reply.json(url), url)
         return connection.version
 
-    async def _health(self, endpoint: VLLMEndpoint, client: httpx.AsyncClient) -> bool:
+    async def _health(self, connection: _Connection) -> bool:
         try:
-            await fetch(client, endpoint.url + "/health", max_bytes=64 * 1024)
+            await fetch(connection.client, connection.base + "/health", max_bytes=64 * 1024)
         except BadStatus:
             return False
         return True
