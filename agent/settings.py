@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, get_args
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 ALL_SOURCES = ("litellm", "vllm", "docker", "nvml", "langfuse", "huggingface")
@@ -29,6 +29,16 @@ def _default_litellm_url() -> str:
 
 class _Base(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", frozen=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _empty_secret_is_unset(cls, value: Any, info: ValidationInfo) -> Any:
+        """``HF_TOKEN=`` (an empty line in .env, a compose pass-through) means no secret: sending
+        an empty one would turn "anonymous" into "refused"."""
+        field = cls.model_fields.get(info.field_name or "")
+        if value == "" and field is not None and SecretStr in get_args(field.annotation):
+            return None
+        return value
 
 
 class AgentSettings(_Base):

@@ -89,3 +89,13 @@ def test_config_file_sets_values(tmp_path: Path) -> None:
     assert settings.litellm.url == "http://from-file:4000"
     assert settings.agent.poll_interval_seconds == 10
     assert settings.agent.job_timeout_for(10) == 8
+
+
+def test_an_empty_secret_is_no_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_TOKEN", "")
+    monkeypatch.setenv("LITELLM_API_KEY", "")
+    monkeypatch.setenv("INFERWATCH_LISTEN", "127.0.0.1:9999")
+    settings = Settings()
+    assert settings.huggingface.token is None
+    assert settings.litellm.api_key is None
+    assert settings.agent.listen == "127.0.0.1:9999"
