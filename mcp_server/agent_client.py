@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
+from mcp_server.bounded import ResponseTooLarge, send_bounded
 from mcp_server.settings import UpstreamSettings
 
 T = TypeVar("T")
@@ -25,11 +26,19 @@ class UpstreamError(Exception):
 class UpstreamHTTP:
     """GET-only JSON over HTTP to one configured origin."""
 
-    def __init__(self, name: str, base_url: str, setting: str, timeout: float) -> None:
+    def __init__(
+        self,
+        name: str,
+        base_url: str,
+        setting: str,
+        timeout: float,
+        max_bytes: int = 64 * 1024 * 1024,
+    ) -> None:
         self.name = name
         self.base_url = base_url
         self.setting = setting
         self._timeout = timeout
+        self._max_bytes = max_bytes
         self._client: httpx.AsyncClient | None = None
 
     @property
@@ -42,9 +51,14 @@ class UpstreamHTTP:
 
     async def get(self, path: str, params: dict[str, str] | None = None) -> httpx.Response:
         url = self.base_url + path
+        request = self.client.build_request("GET", path, params=params)
         try:
-            return await self.client.get(path, params=params)
-        except httpx.TimeoutException:
+            return await send_bounded(
+                self.client, request, max_bytes=self._max_bytes, deadline=2 * self._timeout
+            )
+        except ResponseTooLarge as exc:
+            raise UpstreamError(f"{self.name}: {exc}; check {self.setting}") from None
+        except (httpx.TimeoutException, TimeoutError):
             raise UpstreamError(
                 f"{self.name} at {url} did not answer within {self._timeout:g}s; "
                 f"check {self.setting} (or raise INFERWATCH_HTTP_TIMEOUT_SECONDS)"

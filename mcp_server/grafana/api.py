@@ -13,6 +13,7 @@ from urllib.parse import quote, urlsplit
 import httpx
 from pydantic import BaseModel
 
+from mcp_server.bounded import ResponseTooLarge, send_bounded
 from mcp_server.grafana.errors import (
     DashboardNotFound,
     GrafanaAuthError,
@@ -23,6 +24,8 @@ from mcp_server.grafana.models import DashboardSpec, DashboardSummary, PanelSpec
 from mcp_server.settings import GrafanaSettings
 
 MAX_REDIRECTS = 3
+# Grafana's largest answers are dashboards: a few MB at most.
+MAX_RESPONSE_BYTES = 32 * 1024 * 1024
 
 
 class GrafanaHealth(BaseModel):
@@ -122,8 +125,15 @@ class GrafanaAPI:
         home = _origin(request.url)
         for _ in range(MAX_REDIRECTS + 1):
             try:
-                response = await client.send(request)
-            except httpx.TimeoutException:
+                response = await send_bounded(
+                    client,
+                    request,
+                    max_bytes=MAX_RESPONSE_BYTES,
+                    deadline=2 * self._settings.http_timeout_seconds,
+                )
+            except ResponseTooLarge as exc:
+                raise GrafanaHTTPError(str(request.url), 200, str(exc)) from None
+            except (httpx.TimeoutException, TimeoutError):
                 raise GrafanaUnreachable(
                     str(request.url), f"no answer within {self._settings.http_timeout_seconds:g}s"
                 ) from None
@@ -132,7 +142,6 @@ class GrafanaAPI:
                 raise GrafanaUnreachable(str(request.url), reason) from None
             if not response.is_redirect:
                 break
-            await response.aclose()
             target = response.url.join(response.headers["location"])
             if _origin(target) != home:
                 raise GrafanaHTTPError(
