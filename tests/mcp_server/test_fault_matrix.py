@@ -117,8 +117,9 @@ async def test_a_failing_upstream_gives_an_actionable_error_then_recovers(
 ) -> None:
     state, url = upstream
     setting_key, call, setting_name = TOOLS[which]
+    urls: dict[str, Any] = {setting_key: url}
     settings = make_settings(
-        **{setting_key: url},
+        **urls,
         upstream={"http_timeout_seconds": TIMEOUT},
         grafana={"http_timeout_seconds": TIMEOUT},
     )
