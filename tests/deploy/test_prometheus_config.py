@@ -177,7 +177,7 @@ def test_unit_tests_feed_the_names_the_demo_agent_exports(demo_agent_url: str) -
         unknown = wanted - _exported_names(demo_agent_url)
         if not unknown or time.monotonic() > deadline:
             break
-        time.sleep(0.5)
+        time.sleep(0.2)
     assert not unknown, f"the demo agent exports no series named {sorted(unknown)}"
 
 

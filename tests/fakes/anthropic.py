@@ -43,7 +43,7 @@ from PIL import Image
 
 from tests.fakes.http import serve
 
-FAKE_API_KEY = "sk-ant-fake-judge-0123456789abcdef"
+FAKE_API_KEY = "sk-ant-FAKE.judge.key.for.tests"
 _EXPECTATION = re.compile(r'<expectation index="(\d+)">(.*?)</expectation>', re.DOTALL)
 _START_TIMEOUT_SECONDS = 10.0
 _CREDENTIAL_HEADERS = frozenset({"x-api-key", "authorization"})

@@ -64,7 +64,7 @@ def _assert_well_formed(loaded: ScenarioFile, text: str) -> None:
     assert loaded.ok or loaded.problems, "neither a scenario nor a problem"
     for problem in loaded.problems:
         assert problem.message
-        assert 1 <= problem.line <= lines + 1, (problem, text)
+        assert problem.line in range(1, lines + 2), (problem, text)
         assert problem.col >= 1
         assert str(problem).startswith(f"{PATH}:{problem.line}:{problem.col}: ")
 

@@ -214,7 +214,7 @@ async def _assess(
         ok, why = check.assess(samples)
         if ok or time.monotonic() > deadline:
             return ok, why
-        await asyncio.sleep(0.5)
+        await asyncio.sleep(0.2)
 
 
 async def test_the_authoring_guide_example_is_valid_for_the_shipped_dashboard() -> None:

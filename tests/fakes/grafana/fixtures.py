@@ -16,7 +16,7 @@ from mcp_server.settings import GrafanaSettings
 from tests.fakes.grafana.server import REPO, TEST_DASHBOARDS, GrafanaStandIn
 from tests.stack import binary_or_skip, query_until
 
-STANDIN_TOKEN = "glsa_standin_viewer_token"  # test-only credentials of the stand-in
+STANDIN_TOKEN = "glsa-FAKE-standin-viewer"  # test-only credentials of the stand-in
 STANDIN_USER = "viewer"
 STANDIN_PASSWORD = "standin-password"
 

@@ -301,7 +301,7 @@ def test_no_api_key_is_refused_at_construction(judge_settings: MakeSettings) -> 
 async def test_a_rejected_key_says_what_to_check_without_echoing_it(
     fake_anthropic: FakeAnthropic, make_judge: MakeJudge, judge_settings: MakeSettings
 ) -> None:
-    wrong = "sk-ant-wrong-key-that-must-not-be-echoed"
+    wrong = "sk-ant-FAKE.wrong.key.never.echoed"
     judge = make_judge(judge_settings(api_key=wrong))
 
     with pytest.raises(JudgeAPIError, match="check ANTHROPIC_API_KEY") as refused:
