@@ -13,19 +13,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from agent.sources import containers as c
 from agent.sources.cgroup import container_id_in_cgroup
 
-FUZZ = settings(
-    max_examples=100,
-    derandomize=True,
-    database=None,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow],
-)
 KEYS = (
     "HostConfig",
     "DeviceRequests",
@@ -111,7 +104,6 @@ LABELS = st.dictionaries(
 )
 
 
-@FUZZ
 @given(INSPECT, LABELS)
 @example({"HostConfig": {"DeviceRequests": [{"Driver": "nvidia", "DeviceIDs": 5}]}}, {})
 @example({"HostConfig": {"Runtime": "nvidia"}, "Config": ["Env"]}, {})
@@ -120,7 +112,6 @@ def test_gpus_of_any_inspect(inspect: dict[str, Any], labels: dict[str, str]) ->
     assert isinstance(gpus, str) and (warning is None or isinstance(warning, str))
 
 
-@FUZZ
 @given(st.text(max_size=12), INSPECT, LABELS)
 @example("vllm", {"Config": {"Cmd": ["sh -c 'unbalanced"]}}, {})
 @example("vllm", {"Config": {"Cmd": ["--port", "²"]}}, {})
@@ -141,7 +132,6 @@ def test_vllm_url_of_any_inspect(
         httpx.URL(url)  # built by the agent from the inspect: always a valid URL
 
 
-@FUZZ
 @given(st.one_of(INSPECT, st.fixed_dictionaries({"cpu_stats": INSPECT, "memory_stats": INSPECT})))
 @example(
     {"cpu_stats": {"cpu_usage": {"total_usage": 1}, "system_cpu_usage": 2, "online_cpus": "x"}}
@@ -161,14 +151,12 @@ def test_stats_readers_of_any_stats(stats: dict[str, Any]) -> None:
     assert network is None or all(math.isfinite(v) and v >= 0 for v in network)
 
 
-@FUZZ
 @given(st.text(max_size=40) | st.from_regex(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{0,12})?Z?"))
 def test_parse_timestamp_of_any_text(stamp: str) -> None:
     parsed = c.parse_timestamp_ns(stamp)
     assert parsed is None or isinstance(parsed, int)
 
 
-@FUZZ
 @given(
     st.datetimes(
         min_value=datetime(1971, 1, 1), max_value=datetime(2200, 1, 1), timezones=st.just(UTC)
@@ -181,7 +169,6 @@ def test_parse_timestamp_of_docker_timestamps(moment: datetime, nanos: int) -> N
     assert c.parse_timestamp_ns(stamp) == int(whole.timestamp()) * 1_000_000_000 + nanos
 
 
-@FUZZ
 @given(
     st.lists(
         st.sampled_from(
@@ -216,7 +203,6 @@ def test_log_event_kinds_cannot_backtrack_over_a_whole_line() -> None:
     assert [c.log_event_kinds(line) for line in hostile] == [[], [], []]
 
 
-@FUZZ
 @given(st.text(max_size=300) | st.lists(st.text(max_size=80), max_size=6).map("\n".join))
 def test_container_id_in_any_cgroup_text(text: str) -> None:
     found = container_id_in_cgroup(text)
@@ -226,7 +212,6 @@ def test_container_id_in_any_cgroup_text(text: str) -> None:
 HEX64 = st.text("0123456789abcdef", min_size=64, max_size=64)
 
 
-@FUZZ
 @given(
     HEX64,
     st.sampled_from(
@@ -249,7 +234,6 @@ def test_container_id_found_in_runtime_cgroup_lines(
     assert container_id_in_cgroup(text) == container_id
 
 
-@FUZZ
 @given(st.text(max_size=80))
 def test_parse_image_reference_of_any_text(reference: str) -> None:
     image = c.parse_image_reference(reference)
@@ -267,7 +251,6 @@ REGISTRY = st.one_of(
 TAG = st.from_regex(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,30}", fullmatch=True)
 
 
-@FUZZ
 @given(REGISTRY, st.lists(COMPONENT, min_size=1, max_size=3), st.none() | TAG, st.none() | HEX64)
 def test_parse_image_reference_round_trips(
     registry: str, path: list[str], tag: str | None, digest: str | None

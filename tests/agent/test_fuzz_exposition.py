@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from prometheus_client.metrics_core import Metric
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_om
@@ -35,14 +35,8 @@ from agent.store import Store
 from tests.agent.test_fuzz_passthrough import exposition, families
 from tests.promtool import PROMTOOL, promtool_findings
 
-FUZZ = settings(
-    max_examples=60,
-    derandomize=True,
-    database=None,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
-SLOW_FUZZ = settings(FUZZ, max_examples=30)  # one promtool process per example
+FUZZ = settings(max_examples=60)
+SLOW_FUZZ = settings(max_examples=30)  # one promtool process per example
 TEXT = st.text(max_size=10) | st.sampled_from(['a"b', "c\\d", "e\nf", "é", "", "\\n", "\r"])
 COUNT = st.integers(0, 2**62)
 READING = st.none() | st.integers(0, 2**40)

@@ -14,20 +14,13 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from agent.sources import hf_facts, langfuse, litellm, vllm
 from agent.sources.hf_facts import ModelFacts
 from agent.upstream import Malformed, Reply, UpstreamError
 
-FUZZ = settings(
-    max_examples=100,
-    derandomize=True,
-    database=None,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow],
-)
 KEYS = (
     # LiteLLM
     "data",
@@ -155,7 +148,6 @@ def returns_or_raises_upstream_error(call: Callable[[], object]) -> object:
 # -- LiteLLM -----------------------------------------------------------------------------------
 
 
-@FUZZ
 @given(st.one_of(JSON, st.fixed_dictionaries({"data": st.lists(OBJECTS, max_size=4)})))
 @example({"data": [{"model_name": "m", "litellm_params": {"api_base": "http://vllm:${PORT}/v1"}}]})
 @example({"data": [{"model_name": "m", "litellm_params": {"api_base": "http://u:p@[::1"}}]})
@@ -166,7 +158,6 @@ def test_litellm_model_info(payload: Any) -> None:
         assert ":p@" not in model.api_base  # credentials in api_base never survive
 
 
-@FUZZ
 @given(st.one_of(JSON, OBJECTS))
 @example({"queued_requests": 10**400})
 def test_litellm_backlog(payload: Any) -> None:
@@ -175,7 +166,6 @@ def test_litellm_backlog(payload: Any) -> None:
         assert math.isfinite(sample.value) or math.isnan(sample.value)
 
 
-@FUZZ
 @given(
     st.one_of(
         JSON,
@@ -195,7 +185,6 @@ def test_litellm_deployment_health(payload: Any) -> None:
 # -- vLLM --------------------------------------------------------------------------------------
 
 
-@FUZZ
 @given(st.one_of(JSON, st.fixed_dictionaries({"data": st.lists(OBJECTS, max_size=4)})))
 @example({"data": [{"id": "m", "max_model_len": 10**400}]})
 @example({"data": [{"id": "m", "max_model_len": True}]})
@@ -207,7 +196,6 @@ def test_vllm_models(payload: Any) -> None:
         assert length is None or (isinstance(length, int) and 0 < length < 2**63)
 
 
-@FUZZ
 @given(st.one_of(JSON, OBJECTS))
 def test_vllm_version(payload: Any) -> None:
     version = returns_or_raises_upstream_error(lambda: vllm.parse_version(payload, WHERE))
@@ -217,7 +205,6 @@ def test_vllm_version(payload: Any) -> None:
 # -- Langfuse ----------------------------------------------------------------------------------
 
 
-@FUZZ
 @given(st.one_of(JSON, st.lists(OBJECTS, max_size=4)))
 @example([{"providedModelName": "m", "sum_totalCost": 10**400}])
 @example([{"providedModelName": "m", "sum_totalCost": float("inf")}])
@@ -228,7 +215,6 @@ def test_langfuse_usage_rows(rows: Any) -> None:
         assert all(v is None or math.isfinite(v) for v in values.values())
 
 
-@FUZZ
 @given(JSON)
 @example(10**400)
 @example(float("nan"))
@@ -239,7 +225,6 @@ def test_langfuse_number(value: Any) -> None:
     assert number is None or (isinstance(number, float) and math.isfinite(number))
 
 
-@FUZZ
 @given(st.one_of(JSON, st.lists(OBJECTS, max_size=5)))
 @example(
     [{"name": "s", "timestamp": "2024-05-01T10:00:00Z", "dataType": "NUMERIC", "value": 10**400}]
@@ -270,14 +255,12 @@ HUB_INFO = st.fixed_dictionaries(
 )
 
 
-@FUZZ
 @given(st.one_of(JSON, HUB_INFO))
 def test_hub_model_info(payload: Any) -> None:
     info = returns_or_raises_upstream_error(lambda: hf_facts.check_model_info(payload, WHERE))
     assert info is None or (isinstance(info, dict) and isinstance(info["sha"], str))
 
 
-@FUZZ
 @given(HUB_INFO | OBJECTS, st.none() | OBJECTS)
 def test_hub_facts_derive_and_survive_the_cache(info: dict[str, Any], config: Any) -> None:
     facts = hf_facts.derive(info, config)
@@ -286,7 +269,6 @@ def test_hub_facts_derive_and_survive_the_cache(info: dict[str, Any], config: An
     assert ModelFacts.from_json(json.loads(stored)) == facts
 
 
-@FUZZ
 @given(JSON, OBJECTS, OBJECTS, OBJECTS)
 @example([{"rfilename": "a.safetensors", "size": 2**70}], {}, {}, {})
 @example(None, {"total": 2**70, "parameters": {"I32": 2**70}}, {"bits": 4}, {})
@@ -303,7 +285,6 @@ def test_hub_weights_and_parameters(
 # -- the bytes before the parsers --------------------------------------------------------------
 
 
-@FUZZ
 @given(st.binary(max_size=64) | st.sampled_from([b"[" * 100_000, b'{"a":' * 50_000, b"1" * 5000]))
 def test_reply_json_of_arbitrary_bytes(body: bytes) -> None:
     reply = Reply(200, body, "application/json")

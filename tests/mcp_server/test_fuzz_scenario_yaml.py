@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mcp_server.scenario_loader import ScenarioFile, load_text
@@ -33,13 +33,7 @@ KEYS = [
     "to",
     "width",
 ]
-FUZZ = settings(
-    max_examples=200,
-    deadline=None,
-    derandomize=True,
-    database=None,
-    suppress_health_check=[HealthCheck.too_slow],
-)
+FUZZ = settings(max_examples=200)
 
 scalars = st.one_of(
     st.none(),
