@@ -1,4 +1,5 @@
-"""HTTP plumbing shared by the simulated servers: responses, faults, and a reopenable listener."""
+"""HTTP plumbing shared by the simulated servers: responses, faults, a reopenable listener, and
+:class:`LoopbackServer`, the lifecycle of a stand-alone fake upstream."""
 
 from __future__ import annotations
 
@@ -11,8 +12,15 @@ from typing import Any
 
 from aiohttp import web
 
+from agent.simulator.background import AsyncServer
 from agent.simulator.config import Fault
-from agent.simulator.faults import Behaviour, FaultBoard, RequestCounter
+from agent.simulator.faults import (
+    DEFAULT_FAULT_DELAY,
+    Behaviour,
+    FaultBoard,
+    FaultState,
+    RequestCounter,
+)
 from agent.simulator.textformat import CONTENT_TYPE
 
 JSON_CONTENT_TYPE = "application/json"
@@ -232,3 +240,69 @@ class Listener:
         self.refuse()
         await self.wait_serving()
         await self._runner.cleanup()
+
+
+class LoopbackServer(AsyncServer):
+    """One simulated upstream on its own ephemeral loopback port: its fault board, its request
+    counts and its listener. Subclasses build the app from the request :class:`Behaviour`.
+    Faults and counts may be set and read from any thread; ``start``/``stop`` run on the serving
+    loop."""
+
+    def __init__(self, target: str, description: str, host: str) -> None:
+        self._target = target
+        self._description = description
+        self._host = host
+        self._faults = FaultBoard([target])
+        self._counter = RequestCounter()
+        self._listener: Listener | None = None
+        self._behaviour: Behaviour | None = None
+
+    def _app(self, behaviour: Behaviour) -> web.Application:
+        raise NotImplementedError
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Listen on an ephemeral port; returns once it accepts connections (or, with REFUSE
+        set, once it has stopped listening again)."""
+        if self._listener is not None:
+            raise RuntimeError(f"{self._description} is already started")
+        self._behaviour = plain_behaviour(self._faults, self._counter)
+        self._listener = await open_listener(self._app(self._behaviour), self._host, 0)
+        await self._listener.wait_serving()
+        if self._faults.get(self._target).fault is Fault.REFUSE:
+            self._listener.refuse()
+
+    async def stop(self) -> None:
+        """Stop serving; hanging and endless answers end at once."""
+        if self._behaviour is not None:
+            self._behaviour.stopping.set()
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            await listener.close()
+        self._behaviour = None
+
+    # -- what tests and the demo drive ---------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        if self._listener is None:
+            raise RuntimeError(f"{self._description} is not started")
+        return self._listener.url
+
+    def request_count(self, path: str) -> int:
+        """Requests on ``path`` (no query string)."""
+        return self._counter.get(self._target, path)
+
+    @property
+    def requests_total(self) -> int:
+        return self._counter.total_for(self._target)
+
+    def set_fault(self, fault: Fault, *, delay: float = DEFAULT_FAULT_DELAY) -> None:
+        """Misbehave from the next request on. REFUSE must be set on the serving loop's thread."""
+        self._faults.set(self._target, FaultState(fault, delay))
+        if self._listener is not None:
+            if fault is Fault.REFUSE:
+                self._listener.refuse()
+            else:
+                self._listener.open()

@@ -31,22 +31,14 @@ from typing import Any
 
 from aiohttp import web
 
-from agent.simulator.background import AsyncServer, BackgroundServer
+from agent.simulator.background import BackgroundServer
 from agent.simulator.config import Fault
-from agent.simulator.faults import (
-    DEFAULT_FAULT_DELAY,
-    Behaviour,
-    FaultBoard,
-    FaultState,
-    RequestCounter,
-)
+from agent.simulator.faults import DEFAULT_FAULT_DELAY, Behaviour
 from agent.simulator.http_common import (
     Handler,
-    Listener,
+    LoopbackServer,
     fault_middleware,
     json_response,
-    open_listener,
-    plain_behaviour,
 )
 
 TARGET = "hub"
@@ -128,20 +120,6 @@ def default_models() -> dict[str, HubModel]:
     }
 
 
-class _CountingRequests(RequestCounter):
-    """Per-path counts plus the total, for "no Hub call at all" assertions."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.total = 0
-        self._total_lock = threading.Lock()
-
-    def add(self, target: str, path: str) -> None:
-        super().add(target, path)
-        with self._total_lock:
-            self.total += 1
-
-
 @dataclass
 class _RateWindow:
     """The fixed quota window, plus a forced 429 period (`FakeHub.rate_limit`)."""
@@ -166,7 +144,7 @@ class _RateWindow:
             return remaining, reset, None
 
 
-class FakeHub(AsyncServer):
+class FakeHub(LoopbackServer):
     """A running fake Hub; `url` is what `HF_ENDPOINT` is set to. Faults, the forced rate limit
     and counts may be set and read from any thread; `start`/`stop` run on the serving loop."""
 
@@ -178,63 +156,19 @@ class FakeHub(AsyncServer):
         token: str = DEFAULT_TOKEN,
         host: str = "127.0.0.1",
     ) -> None:
+        super().__init__(TARGET, "the fake Hub", host)
         self.models: dict[str, HubModel] = dict(default_models() if models is None else models)
         self.token = token
         self._clock = clock
-        self._host = host
-        self._faults = FaultBoard([TARGET])
-        self._counter = _CountingRequests()
         self._window = _RateWindow(started=clock())
-        self._listener: Listener | None = None
-        self._behaviour: Behaviour | None = None
-
-    # -- lifecycle -----------------------------------------------------------------------------
-
-    async def start(self) -> None:
-        """Listen on an ephemeral loopback port; returns once it accepts connections."""
-        if self._listener is not None:
-            raise RuntimeError("the fake Hub is already started")
-        self._behaviour = plain_behaviour(self._faults, self._counter)
-        self._listener = await open_listener(self._app(self._behaviour), self._host, 0)
-        await self._listener.wait_serving()
-        if self._faults.get(TARGET).fault is Fault.REFUSE:
-            self._listener.refuse()
-
-    async def stop(self) -> None:
-        """Stop serving; hanging and endless answers end at once."""
-        if self._behaviour is not None:
-            self._behaviour.stopping.set()
-        listener, self._listener = self._listener, None
-        if listener is not None:
-            await listener.close()
-        self._behaviour = None
 
     # -- what tests and the demo drive ---------------------------------------------------------
-
-    @property
-    def url(self) -> str:
-        if self._listener is None:
-            raise RuntimeError("the fake Hub is not started")
-        return self._listener.url
-
-    def request_count(self, path: str) -> int:
-        """Requests on `path` (no query string), e.g. `/api/models/Qwen/Qwen2.5-7B-Instruct-AWQ`."""
-        return self._counter.get(TARGET, path)
-
-    @property
-    def requests_total(self) -> int:
-        return self._counter.total
 
     def set_fault(self, fault: Fault, *, delay: float = DEFAULT_FAULT_DELAY) -> None:
         """Misbehave from the next request on. REFUSE must be set on the serving loop's thread."""
         if fault is Fault.UNAUTHORIZED:
             raise ValueError("UNAUTHORIZED does not apply to the Hub: call without a token")
-        self._faults.set(TARGET, FaultState(fault, delay))
-        if self._listener is not None:
-            if fault is Fault.REFUSE:
-                self._listener.refuse()
-            else:
-                self._listener.open()
+        super().set_fault(fault, delay=delay)
 
     def rate_limit(self, seconds: float) -> None:
         """Answer 429 to every request for the next `seconds` (of the fake's clock)."""

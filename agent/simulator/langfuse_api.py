@@ -29,22 +29,14 @@ from typing import Any
 
 from aiohttp import web
 
-from agent.simulator.background import AsyncServer, BackgroundServer
+from agent.simulator.background import BackgroundServer
 from agent.simulator.config import Fault
-from agent.simulator.faults import (
-    DEFAULT_FAULT_DELAY,
-    Behaviour,
-    FaultBoard,
-    FaultState,
-    RequestCounter,
-)
+from agent.simulator.faults import Behaviour
 from agent.simulator.http_common import (
     Handler,
-    Listener,
+    LoopbackServer,
     fault_middleware,
     json_response,
-    open_listener,
-    plain_behaviour,
 )
 from agent.simulator.langfuse_workload import (
     LangfuseWorkload,
@@ -81,7 +73,7 @@ def major_version(version: str) -> int:
     return int(head) if head.isdigit() else 3
 
 
-class FakeLangfuse(AsyncServer):
+class FakeLangfuse(LoopbackServer):
     """A running fake Langfuse; ``url`` is what ``LANGFUSE_HOST`` is set to. Faults, the rate
     limit and counts may be set from any thread; ``start``/``stop`` run on the serving loop."""
 
@@ -97,62 +89,16 @@ class FakeLangfuse(AsyncServer):
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         host: str = "127.0.0.1",
     ) -> None:
+        super().__init__(TARGET, "the fake Langfuse", host)
         self.version = version
         self.health_version = health_version
         self.public_key = public_key
         self.secret_key = secret_key
         self._clock = clock
-        self._host = host
         self.workload = LangfuseWorkload(models, traces_per_day=traces_per_day, start=clock())
-        self._faults = FaultBoard([TARGET])
-        self._counter = RequestCounter()
         self._limited_until: datetime | None = None
-        self._listener: Listener | None = None
-        self._behaviour: Behaviour | None = None
-
-    # -- lifecycle -----------------------------------------------------------------------------
-
-    async def start(self) -> None:
-        """Listen on an ephemeral loopback port; returns once it accepts connections."""
-        if self._listener is not None:
-            raise RuntimeError("the fake Langfuse is already started")
-        self._behaviour = plain_behaviour(self._faults, self._counter)
-        self._listener = await open_listener(self._app(self._behaviour), self._host, 0)
-        await self._listener.wait_serving()
-
-    async def stop(self) -> None:
-        """Stop serving; hanging and endless answers end at once."""
-        if self._behaviour is not None:
-            self._behaviour.stopping.set()
-        listener, self._listener = self._listener, None
-        if listener is not None:
-            await listener.close()
-        self._behaviour = None
 
     # -- what tests and the demo drive ---------------------------------------------------------
-
-    @property
-    def url(self) -> str:
-        if self._listener is None:
-            raise RuntimeError("the fake Langfuse is not started")
-        return self._listener.url
-
-    def request_count(self, path: str) -> int:
-        """Requests on ``path`` (no query string), e.g. ``/api/public/v2/scores``."""
-        return self._counter.get(TARGET, path)
-
-    @property
-    def requests_total(self) -> int:
-        return self._counter.total_for(TARGET)
-
-    def set_fault(self, fault: Fault, *, delay: float = DEFAULT_FAULT_DELAY) -> None:
-        """Misbehave from the next request on. REFUSE must be set on the serving loop's thread."""
-        self._faults.set(TARGET, FaultState(fault, delay))
-        if self._listener is not None:
-            if fault is Fault.REFUSE:
-                self._listener.refuse()
-            else:
-                self._listener.open()
 
     def rate_limit(self, seconds: float) -> None:
         """Answer 429 (``Retry-After``) to every request for ``seconds`` of the fake's clock."""

@@ -22,7 +22,10 @@ Rules (FACTS.md: anonymous limit ~500 API calls / 5 min / IP):
 
 The source is down only when it has models to describe and every one of them failed with nothing
 to show, not even a stale entry; otherwise it is up and ``error`` lists the failures.
-``inferwatch_hf_lookup_ok{model}`` is 1 where facts (fresh or stale) are known.
+``inferwatch_hf_lookup_ok{model}`` is 1 where facts (fresh or stale) are known; where they are,
+``inferwatch_hf_lookup_stale{model}`` says whether they are past the TTL because refreshing them
+failed, and ``inferwatch_hf_facts_age_seconds{model}`` how long ago the Hub gave them (both as of
+the poll: the exposition is rendered once per poll).
 """
 
 from __future__ import annotations
@@ -318,6 +321,7 @@ class HuggingFaceSource:
     # -- metrics ------------------------------------------------------------------------------
 
     def _families(self, outcomes: list[Outcome]) -> list[Metric]:
+        now = self._clock()
         info = GaugeMetricFamily(
             "inferwatch_hf_model_info",
             "Hugging Face Hub facts about a served model (value 1).",
@@ -345,11 +349,25 @@ class HuggingFaceSource:
             "1 if the Hub's facts about the model are known (fresh or stale), else 0.",
             labels=["model"],
         )
+        stale = GaugeMetricFamily(
+            "inferwatch_hf_lookup_stale",
+            "1 if the model's Hub facts are past their TTL and being served because refreshing "
+            "them failed, 0 if fresh. Absent where no facts are known.",
+            labels=["model"],
+        )
+        age = GaugeMetricFamily(
+            "inferwatch_hf_facts_age_seconds",
+            "Seconds between the fetch of the model's Hub facts and the last poll.",
+            labels=["model"],
+        )
         for outcome in outcomes:
             facts = outcome.facts
             ok.add_metric([outcome.model], 0.0 if facts is None else 1.0)
-            if facts is None:
+            if facts is None or outcome.lookup is None:
                 continue
+            stale.add_metric([outcome.model], 1.0 if outcome.stale else 0.0)
+            # A fetch time in the future (the clock went back) reads as just fetched.
+            age.add_metric([outcome.model], max(0.0, now - outcome.lookup.fetched_at))
             info.add_metric(_info_labels(outcome.model, facts), 1.0)
             for field_name, family in numbers.items():
                 value = getattr(facts, field_name)
@@ -360,7 +378,7 @@ class HuggingFaceSource:
             "HTTP requests this process made to the Hugging Face Hub.",
             value=float(self.requests_total),
         )
-        return [info, *numbers.values(), ok, requests]
+        return [info, *numbers.values(), ok, stale, age, requests]
 
 
 _ACCEPT = "HF_TOKEN's account must accept the model's license on the Hub"

@@ -15,7 +15,9 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 
+from agent.app import Agent
 from agent.exposition import FamiliesCollector, Fragment
+from agent.settings import Settings
 from agent.simulator.config import Fault
 from agent.simulator.hub_api import LLAMA, PRIVATE, QWEN_AWQ, FakeHub
 from agent.snapshot import Collection, SourceState
@@ -250,6 +252,12 @@ async def test_a_second_start_within_the_ttl_makes_no_hub_request(
     assert "inferwatch_hf_requests_total 0.0" in _text(collection)
     assert second.requests_total == 0
     assert collection.data["models"] == first.data["models"]
+    # The fetch time is the cache's: a restart does not make old facts look new.
+    assert _values(collection, "inferwatch_hf_facts_age_seconds") == {
+        LLAMA: DAY - 1,
+        QWEN_AWQ: DAY - 1,
+    }
+    assert _values(collection, "inferwatch_hf_lookup_stale") == {LLAMA: 0.0, QWEN_AWQ: 0.0}
 
 
 async def test_entries_expire_after_the_ttl(
@@ -280,6 +288,8 @@ async def test_local_paths_and_private_models_are_answered_once(
         "./x": 0.0,
         PRIVATE: 0.0,
     }
+    for family in ("inferwatch_hf_lookup_stale", "inferwatch_hf_facts_age_seconds"):
+        assert _values(collection, family) == {}  # no facts: absent, not 0
 
 
 async def test_private_model_with_wrong_and_right_token(sources: Sources, hub: FakeHub) -> None:
@@ -372,6 +382,53 @@ async def test_expired_facts_are_served_stale_while_the_hub_fails(
     assert _values(collection, "inferwatch_hf_lookup_ok") == {LLAMA: 1.0, QWEN_AWQ: 1.0}
 
 
+async def _scrape(agent_url: str) -> dict[str, dict[str, float]]:
+    """The agent's /metrics: per-model values of every family with a ``model`` label."""
+    async with httpx.AsyncClient(timeout=5) as client:
+        response = await client.get(agent_url + "/metrics")
+    response.raise_for_status()
+    values: dict[str, dict[str, float]] = {}
+    for family in text_string_to_metric_families(response.text):
+        for sample in family.samples:
+            if "model" in sample.labels:
+                values.setdefault(sample.name, {})[sample.labels["model"]] = sample.value
+    return values
+
+
+async def test_metrics_mark_facts_stale_with_their_age_while_the_hub_is_down(
+    sources: Sources, hub: FakeHub, clock: FakeClock
+) -> None:
+    source = sources()
+    agent = Agent(Settings(), sources=[source], inventory=False)
+    http = agent.start_http("127.0.0.1", 0)
+    try:
+        await agent.poller.poll(source)
+        fresh = await _scrape(http.url)
+        assert fresh["inferwatch_hf_lookup_stale"] == {LLAMA: 0.0, QWEN_AWQ: 0.0}
+        assert fresh["inferwatch_hf_facts_age_seconds"] == {LLAMA: 0.0, QWEN_AWQ: 0.0}
+
+        hub.set_fault(Fault.REFUSE)  # the Hub is down: connections are refused
+        clock.now += DAY + 90  # and the entries have expired
+        await agent.poller.poll(source)
+        down = await _scrape(http.url)
+        assert down["inferwatch_hf_lookup_stale"] == {LLAMA: 1.0, QWEN_AWQ: 1.0}
+        assert down["inferwatch_hf_facts_age_seconds"] == {LLAMA: DAY + 90, QWEN_AWQ: DAY + 90}
+        assert down["inferwatch_hf_lookup_ok"] == {LLAMA: 1.0, QWEN_AWQ: 1.0}
+        assert down["inferwatch_hf_model_context_length"][QWEN_AWQ] == 32768  # still served
+        calls = hub.requests_total
+
+        hub.set_fault(Fault.NONE)
+        clock.now += 30
+        await agent.poller.poll(source)
+        back = await _scrape(http.url)
+        assert hub.requests_total == calls + 4  # both refreshed
+        assert back["inferwatch_hf_lookup_stale"] == {LLAMA: 0.0, QWEN_AWQ: 0.0}
+        assert back["inferwatch_hf_facts_age_seconds"] == {LLAMA: 0.0, QWEN_AWQ: 0.0}
+    finally:
+        http.shutdown()
+        http.server_close()
+
+
 async def test_a_corrupt_cache_file_is_ignored_and_rewritten(
     sources: Sources, hub: FakeHub
 ) -> None:
@@ -450,6 +507,8 @@ async def test_exposition_parses_and_passes_promtool(sources: Sources, hub: Fake
         "inferwatch_hf_model_weights_bytes",
         "inferwatch_hf_model_context_length",
         "inferwatch_hf_lookup_ok",
+        "inferwatch_hf_lookup_stale",
+        "inferwatch_hf_facts_age_seconds",
         "inferwatch_hf_requests",
     }
     assert "inferwatch_hf_requests_total 6.0" in text  # 3 x (info + config.json)
