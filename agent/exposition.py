@@ -7,9 +7,9 @@ A scrape therefore only writes prepared bytes and never waits on an upstream or 
 
 from __future__ import annotations
 
-import gzip
 import logging
 import threading
+import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
@@ -120,24 +120,35 @@ EMPTY_FRAGMENT = Fragment(b"", b"")
 
 @dataclass(frozen=True, slots=True)
 class Page:
-    """One complete exposition in every variant a scrape may ask for."""
+    """One complete exposition in every variant a scrape may ask for. The plain variants stay in
+    their per-source pieces (joined, each would be one more copy of megabytes); the compressed
+    ones are whole."""
 
-    text: bytes
+    text_parts: tuple[bytes, ...]
     text_gzip: bytes
-    openmetrics: bytes
+    openmetrics_parts: tuple[bytes, ...]
     openmetrics_gzip: bytes
+
+    @property
+    def text(self) -> bytes:
+        return b"".join(self.text_parts)
+
+    @property
+    def openmetrics(self) -> bytes:
+        return b"".join(self.openmetrics_parts)
 
     @classmethod
     def assemble(cls, fragments: Iterable[Fragment]) -> Page:
         fragments = list(fragments)
-        text = b"".join(f.text for f in fragments)
-        openmetrics = b"".join(f.openmetrics for f in fragments) + _EOF
-        return cls(
-            text=text,
-            text_gzip=gzip.compress(text, compresslevel=1, mtime=0),
-            openmetrics=openmetrics,
-            openmetrics_gzip=gzip.compress(openmetrics, compresslevel=1, mtime=0),
-        )
+        text = tuple(f.text for f in fragments if f.text)
+        openmetrics = (*(f.openmetrics for f in fragments if f.openmetrics), _EOF)
+        return cls(text, _gzip(text), openmetrics, _gzip(openmetrics))
+
+
+def _gzip(parts: Iterable[bytes]) -> bytes:
+    """The parts as one gzip member (fastest level, no timestamp: equal pages, equal bytes)."""
+    compressor = zlib.compressobj(1, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    return b"".join([*(compressor.compress(part) for part in parts), compressor.flush()])
 
 
 class Exposition:

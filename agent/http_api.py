@@ -100,13 +100,12 @@ class _Handler(BaseHTTPRequestHandler):
         page = self.server.exposition.page
         accept = self.headers.get("Accept", "")
         gzipped = "gzip" in self.headers.get("Accept-Encoding", "")
+        body: bytes | tuple[bytes, ...]
         if "application/openmetrics-text" in accept:
-            body, content_type = (
-                (page.openmetrics_gzip if gzipped else page.openmetrics),
-                OPENMETRICS_CONTENT_TYPE,
-            )
+            body = page.openmetrics_gzip if gzipped else page.openmetrics_parts
+            content_type = OPENMETRICS_CONTENT_TYPE
         else:
-            body, content_type = (page.text_gzip if gzipped else page.text), TEXT_CONTENT_TYPE
+            body, content_type = (page.text_gzip if gzipped else page.text_parts), TEXT_CONTENT_TYPE
         extra = {"Content-Encoding": "gzip", "Vary": "Accept-Encoding"} if gzipped else {}
         self._send(200, body, content_type, send_body, extra)
 
@@ -122,19 +121,21 @@ class _Handler(BaseHTTPRequestHandler):
     def _send(
         self,
         status: int,
-        body: bytes,
+        body: bytes | tuple[bytes, ...],
         content_type: str,
         send_body: bool,
         headers: Mapping[str, str] | None = None,
     ) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
+        parts = (body,) if isinstance(body, bytes) else body
+        self.send_header("Content-Length", str(sum(map(len, parts))))
         for name, value in (headers or {}).items():
             self.send_header(name, value)
         self.end_headers()
         if send_body:
-            self.wfile.write(body)
+            for part in parts:
+                self.wfile.write(part)
 
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("%s %s", self.address_string(), format % args)

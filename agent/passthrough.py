@@ -9,7 +9,9 @@ whole (naming the line) and can never corrupt our exposition.
 
 from __future__ import annotations
 
+import hashlib
 import math
+import operator
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -69,6 +71,9 @@ class ScannedFamily:
     type: str = "untyped"
     help: str = ""
     samples: list[tuple[str, str, str]] = field(default_factory=list)
+    # Per sample, its line's index in the page, or -1 where the line is not "<key> <value>"
+    # exactly (a timestamp or whitespace after the value, or a tab before it).
+    positions: list[int] = field(default_factory=list)
     # Sample name as written -> as exported (an old client's counter gains "_total").
     owns: dict[str, str] = field(default_factory=dict)
 
@@ -95,10 +100,14 @@ class ScannedFamily:
 def scan(text: str, where: str) -> Iterator[ScannedFamily]:
     """Validate a text-format page and yield its families, one at a time. ``_created`` samples and
     families and sample timestamps are dropped; a bad line raises :class:`Malformed` naming it."""
+    # Only "\n" ends a line: a label value may hold "\r", "\x85" or "\u2028" unescaped.
+    return _scan(text.split("\n"), where)
+
+
+def _scan(lines: list[str], where: str) -> Iterator[ScannedFamily]:
     created: set[str] = set()  # "<base>_created" of every counter, histogram and summary
     current = ScannedFamily("")
-    # Only "\n" ends a line: a label value may hold "\r", "\x85" or "\u2028" unescaped.
-    for number, line in enumerate(text.split("\n"), 1):
+    for number, line in enumerate(lines, 1):
         if not line or line.isspace():
             continue
         if line[0] == "#":
@@ -147,6 +156,9 @@ def scan(text: str, where: str) -> Iterator[ScannedFamily]:
             current = ScannedFamily(name)
             owned = name
         current.samples.append((owned, labels, value))
+        current.positions.append(
+            number - 1 if match.end(3) == len(line) and line[match.start(3) - 1] == " " else -1
+        )
     if current.samples and current.name not in created:
         yield current
 
@@ -185,37 +197,175 @@ def _merged_type(first: str, again: ScannedFamily, where: str) -> str:
 
 
 def relabel_page(
-    text: str, where: str, *, label: tuple[str, str], keep: Callable[[str], bool]
+    text: str,
+    where: str,
+    *,
+    label: tuple[str, str],
+    keep: Callable[[str], bool],
+    memo: PageMemo | None = None,
 ) -> list[RawFamily]:
-    """The families ``keep`` accepts, with ``label`` added to every sample."""
+    """The families ``keep`` accepts, with ``label`` added to every sample.
+
+    With a ``memo`` (one per endpoint, always called with the same ``keep``), a page that differs
+    from the last one only in its sample values skips the line-by-line validation: its values are
+    checked as numbers and put into the lines made last time."""
+    if memo is None:
+        return _relabel(text.split("\n"), where, label, keep)[0]
+    lines = text.split("\n")
+    keys, values = _split_values(lines)
+    # Kept as a digest: the page's text without values would be one more copy of it per endpoint.
+    skeleton = hashlib.blake2b("\n".join(keys).encode(), digest_size=16).digest()
+    template = memo.template
+    if template is not None and template.fits(skeleton, label, values):
+        return template.fill(values)
+    families, kept = _relabel(lines, where, label, keep)
+    memo.template = _Template.build(skeleton, label, len(values), lines, families, kept)
+    return families
+
+
+def _relabel(
+    lines: list[str], where: str, label: tuple[str, str], keep: Callable[[str], bool]
+) -> tuple[list[RawFamily], list[int]]:
+    """The families, and the line index of each of their samples in order (-1: see positions)."""
     label_name, label_value = label
     injected = f'{label_name}="{escape(label_value)}"'
     marker = f'{label_name}="'
-    families: dict[str, tuple[str, str, list[str]]] = {}  # name -> type, help, lines
-    for family in scan(text, where):
+    families: dict[str, tuple[str, str, list[str], list[int]]] = {}  # name -> type, help, lines
+    for family in _scan(lines, where):
         if not keep(family.name):
             continue
-        lines = []
+        out = []
         for name, labels, value in family.samples:
             # The substring test is cheap; the names decide (a "my_vllm_instance" is fine).
             if marker in labels and label_name in _LABEL_NAME.findall(labels):
                 raise Malformed(f"{where}: {family.name} already has a {label_name} label")
-            lines.append(
+            out.append(
                 f"{name}{{{injected},{labels}}} {value}"
                 if labels
                 else f"{name}{{{injected}}} {value}"
             )
         first = families.get(family.name)
         if first is None:
-            families[family.name] = (family.type, family.help, lines)
+            families[family.name] = (family.type, family.help, out, family.positions)
         else:
-            first[2].extend(lines)
+            first[2].extend(out)
+            first[3].extend(family.positions)
             kind = _merged_type(first[0], family, where)
-            families[family.name] = (kind, first[1] or family.help, first[2])
-    return [
-        RawFamily(name, kind, help_text, tuple(lines))
-        for name, (kind, help_text, lines) in families.items()
+            families[family.name] = (kind, first[1] or family.help, first[2], first[3])
+    raw = [
+        RawFamily(name, kind, help_text, tuple(out))
+        for name, (kind, help_text, out, _) in families.items()
     ]
+    return raw, [i for _, _, _, positions in families.values() for i in positions]
+
+
+def _split_values(lines: list[str]) -> tuple[list[str], list[str]]:
+    """Each line without its value (a sample line up to its last space; other lines whole), and
+    the sample lines' values."""
+    keys: list[str] = []
+    values: list[str] = []
+    for line in lines:
+        if line and line[0] != "#":
+            key, _, value = line.rpartition(" ")
+            keys.append(key)
+            values.append(value)
+        else:
+            keys.append(line)
+    return keys, values
+
+
+# Numbers that scan() accepts, in a form that cannot overflow to infinity (at most 200 integer
+# digits, a two-digit exponent); any other value sends the page down the line-by-line path.
+_FINITE = r"[+-]?(?:[0-9]{1,200}(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]{1,2})?"
+_VALUES = re.compile(rf"(?:(?:{_FINITE}|[+-]?[iI][nN][fF]|[nN][aA][nN])\n)+")
+
+
+class PageMemo:
+    """What :func:`relabel_page` made of one endpoint's last page."""
+
+    __slots__ = ("template",)
+
+    def __init__(self) -> None:
+        self.template: _Template | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Template:
+    """A validated page with its sample values taken out: the lines it made, each up to its value,
+    and which of the page's values goes after each."""
+
+    skeleton: bytes
+    label: tuple[str, str]
+    value_count: int
+    families: tuple[tuple[str, str, str, int], ...]  # name, type, help, sample count
+    prefixes: tuple[str, ...]
+    pick: Callable[[Sequence[str]], tuple[str, ...]]
+
+    def fits(self, skeleton: bytes, label: tuple[str, str], values: list[str]) -> bool:
+        # A line at a blank line's place with no space in it would add a value: the count
+        # catches it. The values pass as a whole through one regular expression.
+        return (
+            len(values) == self.value_count
+            and label == self.label
+            and skeleton == self.skeleton
+            and _VALUES.fullmatch("\n".join(values) + "\n") is not None
+        )
+
+    def fill(self, values: Sequence[str]) -> list[RawFamily]:
+        lines = tuple(map(operator.add, self.prefixes, self.pick(values)))
+        families, start = [], 0
+        for name, kind, help_text, count in self.families:
+            families.append(RawFamily(name, kind, help_text, lines[start : start + count]))
+            start += count
+        return families
+
+    @classmethod
+    def build(
+        cls,
+        skeleton: bytes,
+        label: tuple[str, str],
+        value_count: int,
+        lines: list[str],
+        families: list[RawFamily],
+        positions: list[int],
+    ) -> _Template | None:
+        """None where a kept sample's line is not "<key> <value>", the page has no values or a
+        line of only whitespace."""
+        if value_count == 0:
+            return None
+        value_index: dict[int, int] = {}
+        for index, line in enumerate(lines):
+            if line and line[0] != "#":
+                if line.isspace():  # skipped by the scan: a sample line there would not be
+                    return None
+                value_index[index] = len(value_index)
+        prefixes, picked = [], []
+        samples = (sample for family in families for sample in family.samples)
+        for position, sample in zip(positions, samples, strict=True):
+            if position < 0:
+                return None
+            value = lines[position].rpartition(" ")[2]
+            if not sample.endswith(" " + value):
+                return None
+            prefixes.append(sample[: len(sample) - len(value)])
+            picked.append(value_index[position])
+        return cls(
+            skeleton,
+            label,
+            value_count,
+            tuple((f.name, f.type, f.help, len(f.samples)) for f in families),
+            tuple(prefixes),
+            _picker(picked),
+        )
+
+
+def _picker(indices: list[int]) -> Callable[[Sequence[str]], tuple[str, ...]]:
+    if len(indices) >= 2:
+        return operator.itemgetter(*indices)
+    if indices:
+        only = indices[0]
+        return lambda values: (values[only],)
+    return lambda values: ()
 
 
 @dataclass(slots=True)

@@ -211,6 +211,7 @@ def split_userinfo(url: str) -> tuple[str, httpx.BasicAuth | None]:
     return clean, httpx.BasicAuth(parsed.username, parsed.password)
 
 
+@functools.lru_cache(maxsize=1024)  # the same few hundred endpoint URLs, every poll
 def redact_url(url: str) -> str:
     """Drop userinfo, query and fragment: they can carry credentials. Never raises."""
     if not url:

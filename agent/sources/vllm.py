@@ -21,7 +21,7 @@ import httpx
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 
 from agent import passthrough
-from agent.passthrough import RawFamily
+from agent.passthrough import PageMemo, RawFamily
 from agent.settings import VLLMSettings
 from agent.snapshot import Collection, SourceState
 from agent.upstream import (
@@ -141,6 +141,7 @@ class _Connection:
     version: str | None = None
     models: list[ModelCard] | None = None
     models_fetched_at: float = float("-inf")
+    page: PageMemo = field(default_factory=PageMemo)
 
     def forget_identity(self) -> None:
         """The instance went away: it may come back as another version serving another model."""
@@ -244,7 +245,7 @@ class VLLMSource:
         text = reply.body.decode("utf-8", "replace")
         # A few milliseconds of CPU per page, inline: handing each page to a thread cost more
         # in GIL switches than it gave back.
-        return _reshape(text, url, endpoint.instance)
+        return _reshape(text, url, endpoint.instance, connection.page)
 
     async def _models(self, connection: _Connection) -> list[ModelCard]:
         """Served models change only when the server restarts: cached for the model-list TTL,
@@ -276,10 +277,14 @@ class VLLMSource:
         return True
 
 
-def _reshape(text: str, where: str, instance: str) -> list[RawFamily]:
+def _reshape(text: str, where: str, instance: str, memo: PageMemo) -> list[RawFamily]:
     return passthrough.relabel_page(
-        text, where, label=(INSTANCE_LABEL, instance), keep=lambda name: name.startswith("vllm:")
+        text, where, label=(INSTANCE_LABEL, instance), keep=_is_vllm_family, memo=memo
     )
+
+
+def _is_vllm_family(name: str) -> bool:
+    return name.startswith("vllm:")
 
 
 def _log_type_conflict(name: str, kept: str, other: str) -> None:

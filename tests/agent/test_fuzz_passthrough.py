@@ -32,7 +32,15 @@ from prometheus_client.openmetrics.parser import text_string_to_metric_families 
 from prometheus_client.parser import text_string_to_metric_families as parse_text
 from prometheus_client.samples import Sample
 
-from agent.passthrough import RawFamily, aggregate_page, merge, relabel_page, scan
+from agent.passthrough import (
+    PageMemo,
+    RawFamily,
+    aggregate_page,
+    escape,
+    merge,
+    relabel_page,
+    scan,
+)
 from agent.upstream import Malformed
 from tests.promtool import PROMTOOL, promtool_findings
 
@@ -419,3 +427,74 @@ def test_a_family_written_in_two_places_is_served_once() -> None:
     assert_prometheus_reads(relabelled)
     with pytest.raises(Malformed, match="both a"):
         relabel("# TYPE vllm:x gauge\nvllm:x 1\nvllm:y 1\n# TYPE vllm:x summary\nvllm:x_sum 2\n")
+
+
+# -- relabel_page with a memo: the same answer as without, whatever the next page is -------------
+
+NEW_VALUES = VALUES | BAD_VALUES | st.sampled_from(["", "1 2", "1\t2", "9" * 400, "1e99", "x"])
+
+
+@st.composite
+def same_lines_new_values(draw: st.DrawFn, page: str) -> str:
+    """The page with each sample line's last word replaced: what the next poll usually brings."""
+    lines = []
+    for line in page.split("\n"):
+        if line and not line.startswith("#"):
+            line = line.rpartition(" ")[0] + " " + draw(NEW_VALUES)
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def relabel_or_malformed(text: str, memo: PageMemo | None = None) -> list[RawFamily] | str:
+    try:
+        return relabel_page(
+            text, "fuzz", label=INSTANCE, keep=lambda n: n.startswith("vllm:"), memo=memo
+        )
+    except Malformed as exc:
+        return str(exc)
+
+
+@given(st.data(), LINES | PAGES)
+def test_a_memo_never_changes_the_answer(data: st.DataObject, first: str) -> None:
+    memo = PageMemo()
+    assert relabel_or_malformed(first, memo) == relabel_or_malformed(first)
+    for _ in range(3):
+        following = data.draw(same_lines_new_values(first) | PAGES)
+        assert relabel_or_malformed(following, memo) == relabel_or_malformed(following)
+
+
+@given(st.data(), families("vllm:", ["model_name", "engine", "le_x"]))
+def test_a_memo_fills_new_values_into_a_real_page(
+    data: st.DataObject, specs: list[FamilySpec]
+) -> None:
+    memo = PageMemo()
+    first = exposition(specs)
+    relabel_or_malformed(first, memo)
+    following = data.draw(same_lines_new_values(first))
+    assert relabel_or_malformed(following, memo) == relabel_or_malformed(following)
+
+
+def test_a_page_with_only_new_values_takes_the_memo() -> None:
+    memo = PageMemo()
+    page = (
+        '# TYPE vllm:x counter\nvllm:x_total{a="1"} 1\nvllm:x_total{a="2"} 2\nvllm:x_created 5 7\n'
+    )
+    relabel_page(page, "p", label=INSTANCE, keep=lambda n: True, memo=memo)
+    assert memo.template is not None
+    template = memo.template
+    again = relabel_page(
+        page.replace("} 1", "} 3"), "p", label=INSTANCE, keep=lambda n: True, memo=memo
+    )
+    assert memo.template is template  # filled in, not scanned again
+    assert again == relabel_page(
+        page.replace("} 1", "} 3"), "p", label=INSTANCE, keep=lambda n: True
+    )
+
+
+def test_a_timestamped_sample_is_never_filled_from_a_memo() -> None:
+    """With a timestamp the last word is not the value: such a page is scanned every time."""
+    memo = PageMemo()
+    relabel_page("vllm:x 1 100\n", "p", label=INSTANCE, keep=lambda n: True, memo=memo)
+    assert memo.template is None
+    [family] = relabel_page("vllm:x 1 200\n", "p", label=INSTANCE, keep=lambda n: True, memo=memo)
+    assert family.samples == (f'vllm:x{{vllm_instance="{escape(INSTANCE[1])}"}} 1',)
