@@ -68,11 +68,17 @@ class ScenarioValidation(BaseModel):
 
 def scenario_file(root: Path, relative: str) -> Path:
     """``relative`` inside ``root`` (the scenarios folder), or ToolError."""
+    if "\x00" in relative:
+        raise ToolError("a scenario path cannot contain a NUL byte")
     base = root.resolve()
-    candidate = (base / relative).resolve()
-    if not candidate.is_relative_to(base):
-        raise ToolError(f"{relative!r} is outside the scenarios folder {root}")
-    if not candidate.is_file():
+    try:
+        candidate = (base / relative).resolve()
+        if not candidate.is_relative_to(base):
+            raise ToolError(f"{relative!r} is outside the scenarios folder {root}")
+        found = candidate.is_file()
+    except OSError as error:  # a name too long, say
+        raise ToolError(f"cannot open {relative!r} in {root}: {error.strerror}") from None
+    if not found:
         raise ToolError(f"no scenario file {relative!r} in {root}")
     return candidate
 
@@ -138,7 +144,16 @@ def list_files(root: Path, tag: str | None) -> ScenarioList:
     except FileNotFoundError as error:
         raise ToolError(f"the scenarios folder {root} does not exist ({error})") from None
     infos, problems = [], []
-    for loaded in (load_file(path, display=_relative(path, root)) for path in paths):
+    base = root.resolve()
+    inside = []
+    for path in paths:
+        if path.resolve().is_relative_to(base):
+            inside.append(path)
+        else:  # a link: read only what is in the folder
+            problems.append(
+                f"{path.relative_to(root)}: links outside the scenarios folder; not read"
+            )
+    for loaded in (load_file(path, display=_relative(path, root)) for path in inside):
         problems += [str(problem) for problem in loaded.errors]
         scenario = loaded.scenario
         if scenario is None or loaded.errors or (tag and tag not in scenario.tags):

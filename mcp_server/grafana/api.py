@@ -34,6 +34,14 @@ class GrafanaHealth(BaseModel):
     commit: str | None = None
 
 
+def dashboard_path(uid: str) -> str | None:
+    """``/api/dashboards/uid/<uid>`` with the uid as one path segment; None for a uid that
+    cannot be one ('', '.', '..': URL normalization would send the request to another route)."""
+    if uid in ("", ".", ".."):
+        return None
+    return f"/api/dashboards/uid/{quote(uid, safe='')}"
+
+
 def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
     return url.scheme, url.host, url.port
 
@@ -91,7 +99,10 @@ class GrafanaAPI:
 
     async def raw_dashboard(self, uid: str) -> dict[str, Any]:
         """The API's answer as it is: ``{"dashboard": <JSON model>, "meta": {...}}``."""
-        response = await self._get(f"/api/dashboards/uid/{quote(uid, safe='')}")
+        path = dashboard_path(uid)
+        if path is None:
+            raise DashboardNotFound(uid, await self._known_uids())
+        response = await self._get(path)
         if response.status_code == 404:
             raise DashboardNotFound(uid, await self._known_uids())
         body = self._ok_json(response)

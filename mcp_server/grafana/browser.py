@@ -35,7 +35,7 @@ from playwright.async_api import (
 )
 from playwright.async_api import Error as PlaywrightError
 
-from mcp_server.grafana.api import parse_dashboard
+from mcp_server.grafana.api import dashboard_path, parse_dashboard
 from mcp_server.grafana.confinement import OriginGuard, origin_of
 from mcp_server.grafana.errors import (
     DashboardNotFound,
@@ -494,7 +494,9 @@ class GrafanaBrowser:
 
     async def _dashboard(self, uid: str) -> DashboardSpec:
         await self._selectors_for()
-        path = f"/api/dashboards/uid/{quote(uid, safe='')}"
+        path = dashboard_path(uid)
+        if path is None:
+            raise DashboardNotFound(uid, await self._known_uids())
         status, body = await self._get(path)
         if status in (401, 403) and await self._log_in_with_form():
             status, body = await self._get(path)
