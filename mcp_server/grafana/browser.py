@@ -1,7 +1,9 @@
 """The Grafana driver: Chromium (Playwright, async) looking at dashboards as a person does.
 
-One browser per process, started on first use and reused; a fresh browser context per call,
-closed after it, confined to the Grafana origin (``confinement``). Auth: a service-account token
+One browser per process, started on first use and reused; each call gets a browser context and
+page of its own, confined to the Grafana origin (``confinement``). A context that served a call
+well is kept (a few, for a minute) and the next call opens its dashboard there: a new context
+costs a renderer process, more CPU than loading most dashboards. Auth: a service-account token
 (``Authorization: Bearer``, added only to requests for the Grafana origin), else basic auth
 (the same way), falling back to Grafana's login form when basic auth is refused, else anonymous.
 A dashboard is judged once ready the way Grafana's renderer judges it (``readiness``), then each
@@ -70,6 +72,15 @@ CHROMIUM_ARGS = (
     "--disable-partial-raster",
 )
 MAX_REDIRECTS = 5
+IDLE_SESSIONS = 4  # the harness's default concurrency
+IDLE_SESSION_SECONDS = 60.0
+# Stops what a kept page is loading and every timer it set (Chromium numbers them in order):
+# Grafana's auto-refresh would otherwise go on querying while the page waits for a next call.
+_QUIET_JS = """() => {
+  window.stop();
+  const last = setTimeout(() => {}, 0);
+  for (let id = 0; id <= last; id += 1) { clearTimeout(id); clearInterval(id); }
+}"""
 
 
 class BrowserUnavailable(GrafanaError):
@@ -125,6 +136,13 @@ class _Session:
     guard: OriginGuard
     requests: RequestTracker
     key: int  # the auth generation it was made with: a spare must match
+    size: tuple[int, int] = (DEFAULT_VIEW.width, DEFAULT_VIEW.height)
+    theme: str = DEFAULT_VIEW.theme
+    idle_since: float = 0.0
+
+    def forget_last_call(self) -> None:
+        self.guard.forget_last_page()
+        self.requests.forget()
 
 
 class GrafanaBrowser:
@@ -142,8 +160,16 @@ class GrafanaBrowser:
         self._form_login = False  # basic auth was refused: log in through the form instead
         self._auth_generation = 0  # bumped by each login: older spare pages are stale
         self._spare: asyncio.Task[_Session] | None = None
+        self._idle: list[_Session] = []  # served a call well; the next calls reuse them
+        self._closing_tasks: set[asyncio.Task[None]] = set()
         self._closing = False
         self.launches = 0  # browsers started by this instance (tests and benchmarks read it)
+        self.contexts_opened = 0
+
+    @property
+    def idle_sessions(self) -> int:
+        """Contexts kept open for the next calls."""
+        return len(self._idle)
 
     @property
     def running(self) -> bool:
@@ -201,6 +227,7 @@ class GrafanaBrowser:
             self._closing = False
 
     async def _close_browser(self) -> None:
+        self._idle = []  # closing the browser closes their contexts
         spare, self._spare = self._spare, None
         if spare is not None:
             spare.cancel()  # if still opening: closing the browser closes its context too
@@ -334,23 +361,73 @@ class GrafanaBrowser:
 
     @contextlib.asynccontextmanager
     async def _session(self, view: View) -> AsyncIterator[_Session]:
-        """A fresh browser context and page for one call, closed after it. Opening a page
-        costs a renderer process (a few hundred ms), so one is kept ready for the next call."""
+        """A browser context and page for one call: one that served an earlier call well, else
+        the spare opened in advance, else a new one."""
         key = self._auth_generation
-        session = await self._take_spare(key) or await self._new_session(key)
+        session = self._take_idle(key) or await self._take_spare(key)
+        if session is None:
+            session = await self._new_session(key)
+        served = False
         try:
-            if (view.width, view.height) != (DEFAULT_VIEW.width, DEFAULT_VIEW.height):
+            if session.size != (view.width, view.height):
                 await session.page.set_viewport_size({"width": view.width, "height": view.height})
-            if view.theme != DEFAULT_VIEW.theme:
+                session.size = (view.width, view.height)
+            if session.theme != view.theme:
                 await session.page.emulate_media(color_scheme=view.theme)
+                session.theme = view.theme
             yield session
+            served = True
         finally:
-            with contextlib.suppress(PlaywrightError):
-                await session.context.close()
-            self._make_spare(self._auth_generation)
+            if not (served and await self._keep_idle(session)):
+                with contextlib.suppress(PlaywrightError):
+                    await session.context.close()
+            if not self._idle:
+                self._make_spare(self._auth_generation)
+
+    def _take_idle(self, key: int) -> _Session | None:
+        while self._idle:
+            session = self._idle.pop()
+            if session.key == key and not session.page.is_closed():
+                session.forget_last_call()
+                return session
+            self._close_later(session)
+        return None
+
+    async def _keep_idle(self, session: _Session) -> bool:
+        """Keep a session whose call went well for the next calls, its page quiet (a dashboard
+        that refreshes itself would go on querying); False if it is not wanted."""
+        if (
+            self._closing
+            or not self.running
+            or session.key != self._auth_generation
+            or session.page.is_closed()
+            or len(self._idle) >= IDLE_SESSIONS
+        ):
+            return False
+        try:
+            await session.page.evaluate(_QUIET_JS)
+        except PlaywrightError:
+            return False
+        session.idle_since = time.monotonic()
+        self._idle.append(session)
+        asyncio.get_running_loop().call_later(IDLE_SESSION_SECONDS, self._close_long_idle)
+        return True
+
+    def _close_long_idle(self) -> None:
+        """An idle session holds a renderer process (~100 MB): closed after a minute unused."""
+        cutoff = time.monotonic() - IDLE_SESSION_SECONDS
+        for session in [s for s in self._idle if s.idle_since <= cutoff]:
+            self._idle.remove(session)
+            self._close_later(session)
+
+    def _close_later(self, session: _Session) -> None:
+        task = asyncio.get_running_loop().create_task(_close_quietly(session.context))
+        self._closing_tasks.add(task)
+        task.add_done_callback(self._closing_tasks.discard)
 
     async def _new_session(self, key: int) -> _Session:
         browser = await self._browser_started()
+        self.contexts_opened += 1
         context = await browser.new_context(
             viewport={"width": DEFAULT_VIEW.width, "height": DEFAULT_VIEW.height},
             color_scheme=DEFAULT_VIEW.theme,
@@ -572,6 +649,11 @@ class GrafanaBrowser:
         except PlaywrightError as error:
             self._raise_if_left(session)
             raise GrafanaUnreachable(self._base, _first_line(error)) from error
+
+
+async def _close_quietly(context: BrowserContext) -> None:
+    with contextlib.suppress(PlaywrightError):
+        await context.close()
 
 
 async def _left_login(page: Page, selectors: Selectors, timeout_seconds: float) -> bool:

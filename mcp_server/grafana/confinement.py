@@ -49,6 +49,11 @@ class OriginGuard:
         self.redirect: str | None = None  # the main frame was redirected within Grafana
         self.closed_popups: list[str] = []
 
+    def forget_last_page(self) -> None:
+        """Before the context's page opens another dashboard: what it saw was the last call's."""
+        self.refused, self.refused_navigation, self.redirect = [], None, None
+        self.closed_popups = []
+
     def allowed(self, url: str) -> bool:
         return origin_of(url) == self.origin
 

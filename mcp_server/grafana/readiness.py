@@ -114,6 +114,10 @@ class RequestTracker:
     def _ended(self, request: Request) -> None:
         self._open.discard(request)
 
+    def forget(self) -> None:
+        """Before the page opens another URL: the last page's requests no longer count."""
+        self._open.clear()
+
     @property
     def in_flight(self) -> int:
         return len(self._open)
