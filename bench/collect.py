@@ -53,7 +53,7 @@ async def _measure(urls: Sequence[str], repeat: int) -> dict[str, list[float]]:
             await source.aclose()
 
 
-def run(instances: int = 64, latency: float = 0.2, repeat: int = 5) -> str:
+def run(instances: int = 64, latency: float = 0.2, repeat: int = 9) -> str:
     with simulator(instances, latency) as (_, urls):
         results = asyncio.run(_measure(urls, repeat))
     base = statistics.median(results["one endpoint"])
