@@ -226,11 +226,13 @@ def relabel_page(
 def _relabel(
     lines: list[str], where: str, label: tuple[str, str], keep: Callable[[str], bool]
 ) -> tuple[list[RawFamily], list[int]]:
-    """The families, and the line index of each of their samples in order (-1: see positions)."""
+    """The families, and the line index of each of their samples in order (-1: a line the memo
+    cannot fill, see ``ScannedFamily.positions``)."""
     label_name, label_value = label
     injected = f'{label_name}="{escape(label_value)}"'
     marker = f'{label_name}="'
-    families: dict[str, tuple[str, str, list[str], list[int]]] = {}  # name -> type, help, lines
+    # name -> type, help, lines, the line index of each
+    families: dict[str, tuple[str, str, list[str], list[int]]] = {}
     for family in _scan(lines, where):
         if not keep(family.name):
             continue
