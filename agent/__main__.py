@@ -15,7 +15,7 @@ from pathlib import Path
 from agent import __version__
 from agent.app import Agent
 from agent.demo import demo_stack
-from agent.malloc import release_big_blocks_promptly
+from agent.memory import collect_garbage_less_often, release_big_blocks_promptly
 from agent.settings import Settings
 
 
@@ -50,6 +50,7 @@ async def _serve(agent: Agent) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     release_big_blocks_promptly()
+    collect_garbage_less_often()
     logging.basicConfig(
         level=args.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 from agent.settings import VLLMSettings
 from agent.sources.vllm import VLLMSource
-from bench.common import simulator, table
+from bench.common import agent_collector_settings, simulator, table
 
 
 def _source(urls: Sequence[str]) -> VLLMSource:
@@ -54,7 +54,7 @@ async def _measure(urls: Sequence[str], repeat: int) -> dict[str, list[float]]:
 
 
 def run(instances: int = 64, latency: float = 0.2, repeat: int = 9) -> str:
-    with simulator(instances, latency) as (_, urls):
+    with simulator(instances, latency) as (_, urls), agent_collector_settings():
         results = asyncio.run(_measure(urls, repeat))
     base = statistics.median(results["one endpoint"])
     rows = [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import random
 import socket
@@ -14,6 +15,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+
+from agent.memory import collect_garbage_less_often
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -177,3 +180,15 @@ def wait_for_sources(agent_url: str, sources: Sequence[str], timeout: float = 60
         if time.monotonic() > deadline:
             raise TimeoutError(f"{agent_url} has no successful poll of all of {list(sources)}")
         time.sleep(0.2)
+
+
+@contextmanager
+def agent_collector_settings() -> Iterator[None]:
+    """The garbage collector as ``inferwatch-agent`` sets it at start, for a benchmark that runs
+    the agent's code in its own process; restored after."""
+    before = gc.get_threshold()
+    collect_garbage_less_often()
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)

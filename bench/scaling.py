@@ -25,6 +25,7 @@ import httpx
 from agent.settings import VLLMSettings
 from agent.sources.vllm import VLLMSource
 from bench.common import (
+    agent_collector_settings,
     free_port,
     process,
     sample_count,
@@ -118,7 +119,8 @@ def measure(instances: int, work: Path) -> Size:
             wait_for(url + "/readyz", timeout=180)
             wait_for_sources(url, ["vllm"])
             page, compressed, plain, gzipped = _scrapes(url + "/metrics", SCRAPES)
-        walls, cpus = asyncio.run(_cycles(urls, LARGE_CYCLES if instances >= 256 else CYCLES))
+        with agent_collector_settings():
+            walls, cpus = asyncio.run(_cycles(urls, LARGE_CYCLES if instances >= 256 else CYCLES))
     return Size(
         instances, sample_count(page), len(page), len(compressed), plain, gzipped, walls, cpus
     )
@@ -175,8 +177,9 @@ def run(sizes: Sequence[int] = SIZES) -> str:
             "k is the exponent in cost ~ instances^k between neighbouring sizes (1 = linear);"
             " small sizes are dominated by fixed costs, so the largest step is the one that tells.",
             f"{_verdict(results)} The agent rested while scraped; the cycle ran in the benchmark's"
-            " process, the simulator (rendering every instance's page) in its own, on the same"
-            f" cores. From 256 instances on: {LARGE_CYCLES} cycles only, to bound the time.",
+            " process (with the agent's garbage-collector setting), the simulator (rendering every"
+            " instance's page) in its own, on the same cores. From 256 instances on:"
+            f" {LARGE_CYCLES} cycles only, to bound the time.",
         ]
     )
 
