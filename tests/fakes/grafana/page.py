@@ -360,6 +360,15 @@ function foreign() {
   if (M.navigate) window.location.href = M.navigate;
 }
 
+// Auto-refresh: the mounted panels query again.
+if (M.refreshMs > 0) {
+  setInterval(() => {
+    for (const p of panels.values()) {
+      if (p.section) { p.started = false; run(p); }
+    }
+  }, M.refreshMs);
+}
+
 build();
 foreign();
 })();
@@ -384,7 +393,7 @@ def _model_script(model: JSON) -> str:
 
 def dashboard_page(model: JSON) -> str:
     """``model``: uid, title, scenes, kiosk, solo, theme, from, to, intervalMs, maxDataPoints,
-    datasource, selectors, panels, foreign, popup, navigate."""
+    datasource, selectors, panels, foreign, popup, navigate, refreshMs."""
     top = ""
     if not model["kiosk"] and not model["solo"]:
         top = (

@@ -86,6 +86,7 @@ class _Knobs:
     foreign_resources: list[str] = field(default_factory=list)
     popup_url: str | None = None
     navigate_url: str | None = None
+    refresh_seconds: float = 0.0
 
 
 class GrafanaStandIn:
@@ -229,12 +230,14 @@ class GrafanaStandIn:
         foreign_resources: Sequence[str] = (),
         popup_url: str | None = None,
         navigate_url: str | None = None,
+        refresh_seconds: float = 0.0,
     ) -> Iterator[None]:
         """Knobs for the block: ``anonymous`` access, ``basic_auth`` accepted, the Grafana
         ``version`` reported (and whose DOM the pages keep: below 11.3, no Scenes), ``redirects``
         (uid -> URL the page answers 302 to), ``foreign_resources`` (URLs every page loads as
         img, iframe and fetch), ``popup_url`` (window.open on load), ``navigate_url`` (location
-        change on load)."""
+        change on load), ``refresh_seconds`` (every page re-runs its panels' queries that often,
+        as a dashboard with auto-refresh does)."""
         if anonymous is not None:
             self.anonymous = anonymous
         if version is not None:
@@ -245,6 +248,7 @@ class GrafanaStandIn:
             self._knobs.foreign_resources = list(foreign_resources)
             self._knobs.popup_url = popup_url
             self._knobs.navigate_url = navigate_url
+            self._knobs.refresh_seconds = refresh_seconds
         try:
             yield
         finally:
@@ -477,10 +481,11 @@ class GrafanaStandIn:
             )
         with self._knobs_lock:
             knobs = self._knobs
-            foreign, popup, navigate = (
+            foreign, popup, navigate, refresh = (
                 list(knobs.foreign_resources),
                 knobs.popup_url,
                 knobs.navigate_url,
+                knobs.refresh_seconds,
             )
         version = self.version
         return {
@@ -501,6 +506,7 @@ class GrafanaStandIn:
             "foreign": foreign,
             "popup": popup,
             "navigate": navigate,
+            "refreshMs": int(refresh * 1000),
         }
 
     def _redirect_for(self, uid: str) -> str | None:

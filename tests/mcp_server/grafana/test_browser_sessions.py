@@ -98,3 +98,31 @@ async def test_idle_contexts_are_closed_after_a_while(
         await asyncio.sleep(0.05)
     assert driver.idle_sessions == 0
     assert (await driver.check_dashboard(STATES, VIEW)).ready
+
+
+def queries_since(grafana_standin: GrafanaStandIn, mark: int) -> int:
+    return sum(r.path.startswith("/api/ds/query") for r in grafana_standin.requests[mark:])
+
+
+async def test_a_kept_page_stops_refreshing_itself(
+    driver: GrafanaBrowser, grafana_standin: GrafanaStandIn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A dashboard with auto-refresh, kept open after the call: it must not go on querying."""
+    with grafana_standin.knobs(refresh_seconds=0.5):
+        # The control: without the quieting, the kept page queries again within a second.
+        monkeypatch.setattr(browser_module, "_QUIET_JS", "() => {}")
+        await driver.check_dashboard(STATES, VIEW)
+        mark = len(grafana_standin.requests)
+        for _ in range(100):  # up to 5 s
+            if queries_since(grafana_standin, mark):
+                break
+            await asyncio.sleep(0.05)
+        assert queries_since(grafana_standin, mark) > 0
+
+        monkeypatch.undo()
+        await driver.check_dashboard(STATES, VIEW)  # in the same context, quieted after
+        assert driver.idle_sessions == 1
+        await asyncio.sleep(0.3)  # a query already on its way when the page was quieted
+        mark = len(grafana_standin.requests)
+        await asyncio.sleep(1.5)  # three refresh periods: silence is what is asserted
+        assert queries_since(grafana_standin, mark) == 0
