@@ -24,8 +24,8 @@ The source is down only when it has models to describe and every one of them fai
 to show, not even a stale entry; otherwise it is up and ``error`` lists the failures.
 ``inferwatch_hf_lookup_ok{model}`` is 1 where facts (fresh or stale) are known; where they are,
 ``inferwatch_hf_lookup_stale{model}`` says whether they are past the TTL because refreshing them
-failed, and ``inferwatch_hf_facts_age_seconds{model}`` how long ago the Hub gave them (both as of
-the poll: the exposition is rendered once per poll).
+failed, and ``inferwatch_hf_facts_fetched_timestamp_seconds{model}`` when the Hub gave them (a
+timestamp, not an age: the exposition is rendered once per poll, an age would be an interval old).
 """
 
 from __future__ import annotations
@@ -321,7 +321,6 @@ class HuggingFaceSource:
     # -- metrics ------------------------------------------------------------------------------
 
     def _families(self, outcomes: list[Outcome]) -> list[Metric]:
-        now = self._clock()
         info = GaugeMetricFamily(
             "inferwatch_hf_model_info",
             "Hugging Face Hub facts about a served model (value 1).",
@@ -355,9 +354,9 @@ class HuggingFaceSource:
             "them failed, 0 if fresh. Absent where no facts are known.",
             labels=["model"],
         )
-        age = GaugeMetricFamily(
-            "inferwatch_hf_facts_age_seconds",
-            "Seconds between the fetch of the model's Hub facts and the last poll.",
+        fetched = GaugeMetricFamily(
+            "inferwatch_hf_facts_fetched_timestamp_seconds",
+            "Unix time the model's Hub facts were fetched (their age: time() minus this).",
             labels=["model"],
         )
         for outcome in outcomes:
@@ -366,8 +365,7 @@ class HuggingFaceSource:
             if facts is None or outcome.lookup is None:
                 continue
             stale.add_metric([outcome.model], 1.0 if outcome.stale else 0.0)
-            # A fetch time in the future (the clock went back) reads as just fetched.
-            age.add_metric([outcome.model], max(0.0, now - outcome.lookup.fetched_at))
+            fetched.add_metric([outcome.model], outcome.lookup.fetched_at)
             info.add_metric(_info_labels(outcome.model, facts), 1.0)
             for field_name, family in numbers.items():
                 value = getattr(facts, field_name)
@@ -378,7 +376,7 @@ class HuggingFaceSource:
             "HTTP requests this process made to the Hugging Face Hub.",
             value=float(self.requests_total),
         )
-        return [info, *numbers.values(), ok, stale, age, requests]
+        return [info, *numbers.values(), ok, stale, fetched, requests]
 
 
 _ACCEPT = "HF_TOKEN's account must accept the model's license on the Hub"

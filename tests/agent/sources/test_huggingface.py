@@ -37,9 +37,12 @@ DAY = 86400.0
 SERVED = [LLAMA, QWEN_AWQ]
 
 
+START = 1_800_000_000.0
+
+
 class FakeClock:
     def __init__(self) -> None:
-        self.now = 1_800_000_000.0
+        self.now = START
 
     def __call__(self) -> float:
         return self.now
@@ -253,9 +256,9 @@ async def test_a_second_start_within_the_ttl_makes_no_hub_request(
     assert second.requests_total == 0
     assert collection.data["models"] == first.data["models"]
     # The fetch time is the cache's: a restart does not make old facts look new.
-    assert _values(collection, "inferwatch_hf_facts_age_seconds") == {
-        LLAMA: DAY - 1,
-        QWEN_AWQ: DAY - 1,
+    assert _values(collection, "inferwatch_hf_facts_fetched_timestamp_seconds") == {
+        LLAMA: START,
+        QWEN_AWQ: START,
     }
     assert _values(collection, "inferwatch_hf_lookup_stale") == {LLAMA: 0.0, QWEN_AWQ: 0.0}
 
@@ -288,7 +291,7 @@ async def test_local_paths_and_private_models_are_answered_once(
         "./x": 0.0,
         PRIVATE: 0.0,
     }
-    for family in ("inferwatch_hf_lookup_stale", "inferwatch_hf_facts_age_seconds"):
+    for family in ("inferwatch_hf_lookup_stale", "inferwatch_hf_facts_fetched_timestamp_seconds"):
         assert _values(collection, family) == {}  # no facts: absent, not 0
 
 
@@ -395,7 +398,7 @@ async def _scrape(agent_url: str) -> dict[str, dict[str, float]]:
     return values
 
 
-async def test_metrics_mark_facts_stale_with_their_age_while_the_hub_is_down(
+async def test_metrics_mark_facts_stale_with_their_fetch_time_while_the_hub_is_down(
     sources: Sources, hub: FakeHub, clock: FakeClock
 ) -> None:
     source = sources()
@@ -405,14 +408,21 @@ async def test_metrics_mark_facts_stale_with_their_age_while_the_hub_is_down(
         await agent.poller.poll(source)
         fresh = await _scrape(http.url)
         assert fresh["inferwatch_hf_lookup_stale"] == {LLAMA: 0.0, QWEN_AWQ: 0.0}
-        assert fresh["inferwatch_hf_facts_age_seconds"] == {LLAMA: 0.0, QWEN_AWQ: 0.0}
+        assert fresh["inferwatch_hf_facts_fetched_timestamp_seconds"] == {
+            LLAMA: START,
+            QWEN_AWQ: START,
+        }
 
         hub.set_fault(Fault.REFUSE)  # the Hub is down: connections are refused
         clock.now += DAY + 90  # and the entries have expired
         await agent.poller.poll(source)
         down = await _scrape(http.url)
         assert down["inferwatch_hf_lookup_stale"] == {LLAMA: 1.0, QWEN_AWQ: 1.0}
-        assert down["inferwatch_hf_facts_age_seconds"] == {LLAMA: DAY + 90, QWEN_AWQ: DAY + 90}
+        # Still the first fetch's time: time() minus it is the age, a day and 90 s.
+        assert down["inferwatch_hf_facts_fetched_timestamp_seconds"] == {
+            LLAMA: START,
+            QWEN_AWQ: START,
+        }
         assert down["inferwatch_hf_lookup_ok"] == {LLAMA: 1.0, QWEN_AWQ: 1.0}
         assert down["inferwatch_hf_model_context_length"][QWEN_AWQ] == 32768  # still served
         calls = hub.requests_total
@@ -423,7 +433,10 @@ async def test_metrics_mark_facts_stale_with_their_age_while_the_hub_is_down(
         back = await _scrape(http.url)
         assert hub.requests_total == calls + 4  # both refreshed
         assert back["inferwatch_hf_lookup_stale"] == {LLAMA: 0.0, QWEN_AWQ: 0.0}
-        assert back["inferwatch_hf_facts_age_seconds"] == {LLAMA: 0.0, QWEN_AWQ: 0.0}
+        assert back["inferwatch_hf_facts_fetched_timestamp_seconds"] == {
+            LLAMA: clock.now,
+            QWEN_AWQ: clock.now,
+        }
     finally:
         http.shutdown()
         http.server_close()
@@ -508,7 +521,7 @@ async def test_exposition_parses_and_passes_promtool(sources: Sources, hub: Fake
         "inferwatch_hf_model_context_length",
         "inferwatch_hf_lookup_ok",
         "inferwatch_hf_lookup_stale",
-        "inferwatch_hf_facts_age_seconds",
+        "inferwatch_hf_facts_fetched_timestamp_seconds",
         "inferwatch_hf_requests",
     }
     assert "inferwatch_hf_requests_total 6.0" in text  # 3 x (info + config.json)
